@@ -1,0 +1,1 @@
+"""The `wellcar` command."""

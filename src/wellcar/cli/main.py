@@ -1,0 +1,39 @@
+"""Entry point of the `wellcar` command."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from wellcar import __version__
+from wellcar.cli.serve import serve
+
+app = typer.Typer(
+    name="wellcar",
+    help="Wellcar Linux: build, sign and deliver an immutable, auto-updating OS.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.command()(serve)
+
+
+@app.command()
+def version() -> None:
+    """Print Wellcar's version."""
+    typer.echo(__version__)
+
+
+def _mount_optional() -> None:
+    try:
+        from wellcar.cli.api_commands import api_app
+    except ImportError:  # pragma: no cover - during development of the API client
+        return
+    app.add_typer(api_app, name="api", help="Script the update server's REST API")
+
+
+_mount_optional()
+
+
+def main() -> None:
+    sys.exit(app())

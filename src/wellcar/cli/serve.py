@@ -1,0 +1,77 @@
+"""`wellcar serve`: run the update server."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+from rich.console import Console
+
+from wellcar.server.auth import Tokens
+from wellcar.server.db.engine import create_db_engine, migrate
+from wellcar.server.errors import ServerError
+from wellcar.server.logging_setup import configure_logging
+from wellcar.server.settings import ServerSettings
+
+console = Console(stderr=True)
+
+
+def announce_tokens(data_dir: Path) -> None:
+    tokens = Tokens.load(data_dir)
+    for label, src in (("admin", tokens.admin), ("read-only", tokens.reader)):
+        verb = "generated into" if src.created else "from"
+        console.print(f"[bold]{label} token[/bold] {verb} {src.origin}")
+
+
+def prepare(settings: ServerSettings) -> None:
+    """Migrate once before workers start, so start-up errors show as one clear line."""
+    engine = create_db_engine(settings.effective_database_url, pool_size=1)
+    try:
+        migrate(engine)
+    finally:
+        engine.dispose()
+
+
+def serve(
+    data_dir: Annotated[Path, typer.Option(help="Where the SQLite file and tokens live")] = Path(
+        "var/server"
+    ),
+    database: Annotated[
+        str | None, typer.Option(help="postgresql://user:pw@host/db to scale out (default SQLite)")
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Server processes")] = 1,
+    api_endpoint_suffix: Annotated[
+        str | None, typer.Option(help="Serve Omaha only at /v1/update/<suffix> (a secret)")
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
+) -> None:
+    """Run the update server: Omaha at /v1/update/, REST at /api, /metrics, /health."""
+    from wellcar.server.asgi import settings_to_env
+
+    settings = ServerSettings(
+        data_dir=data_dir, database_url=database, omaha_path_suffix=api_endpoint_suffix
+    )
+    configure_logging(log_level)
+    try:
+        prepare(settings)
+    except ServerError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    announce_tokens(data_dir)
+    os.environ.update(settings_to_env(settings))
+    console.print(f"serving on http://{host}:{port}/ (Omaha: {host}:{port}/v1/update/)")
+    uvicorn.run(
+        "wellcar.server.asgi:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )

@@ -1,0 +1,1 @@
+"""The Wellcar update server: Omaha endpoint, fleet model, rollout policy, REST API."""

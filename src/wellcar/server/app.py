@@ -1,0 +1,128 @@
+"""The ASGI application of `wellcar serve`."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+from starlette.concurrency import run_in_threadpool
+
+from wellcar.omaha import OmahaParseError, parse_request, render_response
+from wellcar.server.auth import Tokens
+from wellcar.server.clock import Clock, utc_now
+from wellcar.server.db.engine import create_db_engine, migrate
+from wellcar.server.metrics import ServerMetrics
+from wellcar.server.omaha_endpoint import OmahaContext, OmahaEndpoint
+from wellcar.server.settings import ServerSettings
+
+log = logging.getLogger("wellcar.server")
+XML = "text/xml; charset=utf-8"
+
+
+def client_ip(request: Request) -> str:
+    # Behind a load balancer the client is the first X-Forwarded-For hop (as Nebraska).
+    forwarded = request.headers.get("x-forwarded-for")
+    if forwarded:
+        return forwarded.split(",")[0].strip()[:64]
+    return request.client.host if request.client else ""
+
+
+async def read_body_capped(request: Request, limit: int) -> bytes | None:
+    """The body, or None as soon as it exceeds `limit` bytes (never buffered beyond it)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _xml_error(status: int, reason: str) -> Response:
+    body = f'<?xml version="1.0" encoding="UTF-8"?>\n<error reason="{reason}"/>\n'
+    return Response(body, status_code=status, media_type=XML)
+
+
+def create_app(
+    settings: ServerSettings, *, clock: Clock = utc_now, engine: Engine | None = None
+) -> FastAPI:
+    engine = engine or create_db_engine(settings.effective_database_url,
+                                        pool_size=settings.db_pool_size)  # fmt: skip
+    tokens = Tokens.load(settings.data_dir)
+    metrics = ServerMetrics(engine, clock)
+    omaha = OmahaEndpoint(engine, clock)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(migrate, engine)
+        yield
+        engine.dispose()
+
+    app = FastAPI(
+        title="Wellcar update server",
+        version="0.1.0",
+        description="Omaha update server with Nebraska-compatible REST API",
+        lifespan=lifespan,
+    )
+    app.state.engine = engine
+    app.state.clock = clock
+    app.state.tokens = tokens
+    app.state.settings = settings
+    app.state.metrics = metrics
+
+    async def omaha_update(request: Request) -> Response:
+        started = time.perf_counter()
+        body = await read_body_capped(request, settings.max_body_bytes)
+        if body is None:
+            metrics.omaha_rejected("body-too-large")
+            log.warning("omaha request from %s refused: body over %d bytes", client_ip(request),
+                        settings.max_body_bytes)  # fmt: skip
+            return _xml_error(413, "body-too-large")
+        try:
+            req = parse_request(body, request.headers.get("content-type"))
+        except OmahaParseError as exc:
+            metrics.omaha_rejected(exc.reason)
+            log.warning("omaha request from %s refused (%s): %s", client_ip(request), exc.reason, exc)
+            status = 415 if exc.reason == "bad-content-type" else 400
+            return _xml_error(status, exc.reason)
+        resp = await run_in_threadpool(omaha.respond, req, OmahaContext(client_ip(request)))
+        out = Response(render_response(resp), media_type=XML)
+        metrics.observe_omaha(time.perf_counter() - started)
+        return out
+
+    path = "/v1/update/"
+    if settings.omaha_path_suffix:
+        path = f"/v1/update/{settings.omaha_path_suffix.strip('/')}"
+        app.add_api_route(path, omaha_update, methods=["POST"], include_in_schema=False)
+    else:
+        app.add_api_route(path, omaha_update, methods=["POST"], include_in_schema=False)
+        app.add_api_route("/v1/update", omaha_update, methods=["POST"], include_in_schema=False)
+
+    @app.get("/health", tags=["service"])
+    def health() -> JSONResponse:
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception as exc:  # any database failure means "not healthy"
+            return JSONResponse({"status": "unhealthy", "reason": str(exc)[:200]}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    @app.get("/metrics", tags=["service"])
+    def prometheus_metrics() -> Response:
+        payload, content_type = metrics.render()
+        return Response(payload, media_type=content_type)
+
+    from wellcar.server.api import api_router
+
+    app.include_router(api_router)
+    return app

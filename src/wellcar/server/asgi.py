@@ -1,0 +1,35 @@
+"""Factory for uvicorn workers: settings travel in environment variables."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from wellcar.server.app import create_app
+from wellcar.server.settings import ServerSettings
+
+ENV_DATA_DIR = "WELLCAR_SERVE_DATA_DIR"
+ENV_DATABASE = "WELLCAR_SERVE_DATABASE"
+ENV_SUFFIX = "WELLCAR_SERVE_OMAHA_SUFFIX"
+ENV_POOL = "WELLCAR_SERVE_DB_POOL"
+
+
+def settings_to_env(settings: ServerSettings) -> dict[str, str]:
+    env = {ENV_DATA_DIR: str(settings.data_dir), ENV_POOL: str(settings.db_pool_size)}
+    if settings.database_url:
+        env[ENV_DATABASE] = settings.database_url
+    if settings.omaha_path_suffix:
+        env[ENV_SUFFIX] = settings.omaha_path_suffix
+    return env
+
+
+def app_from_env() -> FastAPI:
+    settings = ServerSettings(
+        data_dir=Path(os.environ[ENV_DATA_DIR]),
+        database_url=os.environ.get(ENV_DATABASE) or None,
+        omaha_path_suffix=os.environ.get(ENV_SUFFIX) or None,
+        db_pool_size=int(os.environ.get(ENV_POOL, "10")),
+    )
+    return create_app(settings)

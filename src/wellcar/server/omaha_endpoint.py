@@ -1,0 +1,161 @@
+"""`POST /v1/update/`: turn an Omaha request into Nebraska's answer for the same state."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
+
+from wellcar.omaha import (
+    Action,
+    AppRequest,
+    AppResponse,
+    Manifest,
+    Package,
+    Request,
+    Response,
+    UpdateCheckResponse,
+)
+from wellcar.server.catalog import OfferedPackage, find_application, find_group
+from wellcar.server.clock import Clock
+from wellcar.server.fleet_codes import LEGACY_GROUP_TRACKS, arch_from_board
+from wellcar.server.instances import ClientIdentity, register_instance
+from wellcar.server.semver import is_valid
+from wellcar.server.updates import check_for_update, register_event
+
+log = logging.getLogger("wellcar.server.omaha")
+
+UPDATE_INTERNAL_ERROR = "error-internal"
+APP_UNKNOWN = "error-unknownApplication"
+GROUP_UNKNOWN = "error-unknownApplicationOrGroup"
+MISSING_MACHINE_ID = "error-missingMachineId"
+DATABASE_ERROR = "error-failedToRetrieveUpdatePackageInfo"
+
+
+@dataclass(frozen=True, slots=True)
+class OmahaContext:
+    client_ip: str
+
+
+def _flag(value: bool) -> bool | None:
+    # Nebraska's XML encoder omits false booleans (omitempty).
+    return True if value else None
+
+
+def manifest_for(pkg: OfferedPackage, *, multi: bool, is_target: bool) -> Manifest:
+    actions: list[Action] = []
+    if pkg.action is not None:
+        a = pkg.action
+        actions.append(
+            Action(
+                event=a.event,
+                sha256=a.sha256,
+                display_version=a.chromeos_version or None,
+                is_delta_payload=_flag(a.is_delta),
+                disable_payload_backoff=_flag(a.disable_payload_backoff),
+                metadata_signature_rsa=a.metadata_signature_rsa or None,
+                metadata_size=a.metadata_size or None,
+                needsadmin=_flag(a.needs_admin),
+                deadline=a.deadline or None,
+            )
+        )
+    manifest = Manifest(
+        version=pkg.version,
+        packages=[Package(name=pkg.filename, size=pkg.size or 0, hash=pkg.hash or None,
+                          required=True)],  # fmt: skip
+        actions=actions,
+    )
+    if multi:
+        manifest.is_floor = _flag(not is_target)
+        manifest.floor_reason = pkg.floor_reason if not is_target else None
+        manifest.is_target = _flag(is_target)
+    return manifest
+
+
+class OmahaEndpoint:
+    def __init__(self, engine: Engine, clock: Clock) -> None:
+        self.engine = engine
+        self.clock = clock
+
+    def respond(self, request: Request, ctx: OmahaContext) -> Response:
+        response = Response()
+        for app in request.apps:
+            answer, stop = self._answer_app(request, app, ctx)
+            response.apps.append(answer)
+            if stop:  # Nebraska stops at the first unknown application
+                break
+        return response
+
+    def _answer_app(self, request: Request, app: AppRequest, ctx: OmahaContext) -> tuple[AppResponse, bool]:
+        out = AppResponse(appid=app.appid)
+        now = self.clock()
+        try:
+            with self.engine.begin() as conn:
+                app_id = find_application(conn, app.appid)
+                if app_id is None:
+                    log.info("unknown application %r from %s", app.appid, app.machineid)
+                    out.status = APP_UNKNOWN
+                    out.updatecheck = UpdateCheckResponse(status=UPDATE_INTERNAL_ERROR)
+                    return out, True
+                track = app.track or ""
+                track = LEGACY_GROUP_TRACKS.get(track.strip("{}").lower(), track)
+                os_arch = request.os.arch if request.os else None
+                group_id = find_group(conn, app_id, track, arch_from_board(app.board, os_arch))
+                if group_id is None:
+                    log.info("unknown track %r for app %s from %s", track, app_id, app.machineid)
+                    out.status = GROUP_UNKNOWN
+                    out.updatecheck = UpdateCheckResponse(status=UPDATE_INTERNAL_ERROR)
+                    return out, False
+                if not app.machineid:
+                    out.status = MISSING_MACHINE_ID
+                    if app.updatecheck is not None:
+                        out.updatecheck = UpdateCheckResponse(status=UPDATE_INTERNAL_ERROR)
+                    return out, False
+                version = app.version or ""
+                for ev in app.events:
+                    why = register_event(conn, app.machineid, app_id, group_id, ev.eventtype,
+                                         ev.eventresult, ev.previousversion, ev.errorcode, now)  # fmt: skip
+                    if why:
+                        log.debug("event %d/%d from %s ignored: %s", ev.eventtype, ev.eventresult,
+                                  app.machineid, why)  # fmt: skip
+                    out.event_statuses.append("ok")
+                who = ClientIdentity(
+                    machine_id=app.machineid,
+                    ip=ctx.client_ip,
+                    alias=app.machinealias or "",
+                    oem=app.oem or "",
+                    oem_version=app.oemversion or "",
+                    aleph_version=app.alephversion or "",
+                )
+                if app.ping is not None:
+                    if is_valid(version):
+                        register_instance(conn, who, app_id, group_id, version, now)
+                    out.ping_status = "ok"
+                if app.updatecheck is not None:
+                    multi = bool(app.multi_manifest_ok)
+                    result = check_for_update(conn, who, app_id, group_id, version, now,
+                                              multi_manifest=multi)  # fmt: skip
+                    if result.status != "ok":
+                        out.status = result.status
+                        out.updatecheck = UpdateCheckResponse(status=UPDATE_INTERNAL_ERROR)
+                    elif not result.packages:
+                        out.updatecheck = UpdateCheckResponse(status="noupdate")
+                    else:
+                        last = len(result.packages) - 1
+                        out.updatecheck = UpdateCheckResponse(
+                            status="ok",
+                            urls=[result.packages[0].url],
+                            manifests=[
+                                manifest_for(p, multi=multi, is_target=i == last)
+                                for i, p in enumerate(result.packages)
+                            ],
+                        )
+                        log.info("update granted: %s %s -> %s", app.machineid, version,
+                                 result.packages[-1].version)  # fmt: skip
+        except DBAPIError as exc:
+            log.error("database error answering %s: %s", app.machineid, exc.orig)
+            out = AppResponse(appid=app.appid, status=DATABASE_ERROR,
+                              updatecheck=UpdateCheckResponse(status=UPDATE_INTERNAL_ERROR))  # fmt: skip
+        return out, False

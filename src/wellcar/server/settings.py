@@ -1,0 +1,24 @@
+"""How one `wellcar serve` process is configured."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from wellcar.server.db.engine import sqlite_url
+
+DEFAULT_MAX_BODY = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    data_dir: Path
+    database_url: str | None = None  # None: SQLite file in data_dir
+    omaha_path_suffix: str | None = None  # Nebraska's -api-endpoint-suffix (a secret)
+    max_body_bytes: int = DEFAULT_MAX_BODY
+    db_pool_size: int = 10
+    demo: bool = False
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or sqlite_url(self.data_dir)
