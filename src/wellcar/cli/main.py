@@ -37,3 +37,7 @@ _mount_optional()
 
 def main() -> None:
     sys.exit(app())
+
+
+if __name__ == "__main__":
+    main()

@@ -175,7 +175,9 @@ def load_group(conn: Connection, group_id: str, *, for_update: bool = False) -> 
         .where(t.groups.c.id == group_id)
     )
     if for_update:
-        query = query.with_for_update(of=t.groups)
+        # NO KEY UPDATE: inserts referencing the group hold KEY SHARE locks on it;
+        # a plain FOR UPDATE would deadlock against them.
+        query = query.with_for_update(of=t.groups, key_share=True)
     row = conn.execute(query).first()
     if row is None:
         return None

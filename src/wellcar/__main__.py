@@ -1,0 +1,5 @@
+"""`python -m wellcar`."""
+
+from wellcar.cli.main import main
+
+main()
