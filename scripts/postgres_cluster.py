@@ -78,42 +78,105 @@ class PostgresCluster:
             for p in (directory,):
                 os.chown(p, pw.pw_uid, pw.pw_gid)
         port = _free_port()
+
         def run(cmd: list[str]) -> None:
             proc = subprocess.run(_as_db_user(cmd), capture_output=True, text=True)
             if proc.returncode != 0:
                 raise PostgresUnavailable(f"{cmd[0]} failed: {proc.stderr.strip()[-500:]}")
+
         if not data.exists():
-            run([str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
-                 "-E", "UTF8", "--no-sync"])  # fmt: skip
-        opts = (f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={directory}"
-                f" -c max_connections={max_connections} -c fsync=off -c synchronous_commit=off"
-                " -c full_page_writes=off -c shared_buffers=256MB")  # fmt: skip
-        run([str(bin_dir / "pg_ctl"), "-D", str(data), "-o", opts, "-l",
-             str(directory / "server.log"), "-w", "-t", "60", "start"])  # fmt: skip
+            run(
+                [
+                    str(bin_dir / "initdb"),
+                    "-D",
+                    str(data),
+                    "-U",
+                    "postgres",
+                    "-A",
+                    "trust",
+                    "-E",
+                    "UTF8",
+                    "--no-sync",
+                ]
+            )
+        opts = (
+            f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={directory}"
+            f" -c max_connections={max_connections} -c fsync=off -c synchronous_commit=off"
+            " -c full_page_writes=off -c shared_buffers=256MB"
+        )
+        run(
+            [
+                str(bin_dir / "pg_ctl"),
+                "-D",
+                str(data),
+                "-o",
+                opts,
+                "-l",
+                str(directory / "server.log"),
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ]
+        )
         cluster = cls(directory, port)
         psql = shutil.which("psql") or str(bin_dir / "psql")
-        for sql in (f"CREATE ROLE {cluster.user} LOGIN SUPERUSER",
-                    f"CREATE DATABASE {cluster.database} OWNER {cluster.user}"):  # fmt: skip
-            subprocess.run([psql, "-h", "127.0.0.1", "-p", str(port), "-U", "postgres",
-                            "-d", "postgres", "-qc", sql], capture_output=True, check=False)  # fmt: skip
+        for sql in (
+            f"CREATE ROLE {cluster.user} LOGIN SUPERUSER",
+            f"CREATE DATABASE {cluster.database} OWNER {cluster.user}",
+        ):
+            subprocess.run(
+                [
+                    psql,
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(port),
+                    "-U",
+                    "postgres",
+                    "-d",
+                    "postgres",
+                    "-qc",
+                    sql,
+                ],
+                capture_output=True,
+                check=False,
+            )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             probe = subprocess.run([psql, cluster.url, "-qc", "SELECT 1"], capture_output=True)
             if probe.returncode == 0:
                 return cluster
             time.sleep(0.2)
-        raise PostgresUnavailable(f"PostgreSQL did not accept connections; see {directory}/server.log")
+        raise PostgresUnavailable(
+            f"PostgreSQL did not accept connections; see {directory}/server.log"
+        )
 
     def create_database(self, name: str) -> str:
         """A fresh database in this cluster; returns its URL."""
         psql = shutil.which("psql") or str(_bin_dir() / "psql")
-        subprocess.run([psql, self.url, "-qc", f"CREATE DATABASE {name} OWNER {self.user}"],
-                       check=True, capture_output=True)  # fmt: skip
+        subprocess.run(
+            [psql, self.url, "-qc", f"CREATE DATABASE {name} OWNER {self.user}"],
+            check=True,
+            capture_output=True,
+        )
         return f"postgresql://{self.user}@127.0.0.1:{self.port}/{name}"
 
     def stop(self, *, remove: bool = True) -> None:
-        subprocess.run(_as_db_user([str(_bin_dir() / "pg_ctl"), "-D", str(self.directory / "data"),
-                                    "-m", "immediate", "-w", "stop"]), capture_output=True)  # fmt: skip
+        subprocess.run(
+            _as_db_user(
+                [
+                    str(_bin_dir() / "pg_ctl"),
+                    "-D",
+                    str(self.directory / "data"),
+                    "-m",
+                    "immediate",
+                    "-w",
+                    "stop",
+                ]
+            ),
+            capture_output=True,
+        )
         if remove:
             shutil.rmtree(self.directory, ignore_errors=True)
 
@@ -128,8 +191,20 @@ def main(argv: list[str]) -> int:
         directory.chmod(0o755)
         print(PostgresCluster.start(directory).url)
     else:
-        subprocess.run(_as_db_user([str(_bin_dir() / "pg_ctl"), "-D", str(directory / "data"),
-                                    "-m", "fast", "-w", "stop"]), check=False)  # fmt: skip
+        subprocess.run(
+            _as_db_user(
+                [
+                    str(_bin_dir() / "pg_ctl"),
+                    "-D",
+                    str(directory / "data"),
+                    "-m",
+                    "fast",
+                    "-w",
+                    "stop",
+                ]
+            ),
+            check=False,
+        )
     return 0
 
 

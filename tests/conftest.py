@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
-from postgres_cluster import PostgresCluster  # noqa: E402
+from postgres_cluster import PostgresCluster
 
 
 @pytest.fixture(scope="session")

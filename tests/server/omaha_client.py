@@ -32,32 +32,52 @@ class Node:
     alias: str | None = None
 
     def _app(self, **extra: object) -> AppRequest:
-        return AppRequest(appid=self.app_id, version=self.version, track=self.track,
-                          machineid=self.machine_id, board=self.board, oem="qemu",
-                          alephversion="4000.0.0", machinealias=self.alias,
-                          bootid="{0b0f3e36-0000-4000-8000-000000000000}", **extra)  # type: ignore[arg-type]  # fmt: skip
+        return AppRequest(
+            appid=self.app_id,
+            version=self.version,
+            track=self.track,
+            machineid=self.machine_id,
+            board=self.board,
+            oem="qemu",
+            alephversion="4000.0.0",
+            machinealias=self.alias,
+            bootid="{0b0f3e36-0000-4000-8000-000000000000}",
+            **extra,
+        )  # type: ignore[arg-type]
 
     def check_request(self, previous_version: str = "") -> Request:
-        app = self._app(ping=Ping(active=1), updatecheck=UpdateCheck(),
-                        events=[Event(3, 2, previousversion=previous_version)])  # fmt: skip
+        app = self._app(
+            ping=Ping(active=1),
+            updatecheck=UpdateCheck(),
+            events=[Event(3, 2, previousversion=previous_version)],
+        )
         return self._wrap(app)
 
-    def event_request(self, etype: int, result: int, errorcode: int | None = None,
-                      previous_version: str | None = None) -> Request:  # fmt: skip
-        app = self._app(events=[Event(etype, result, errorcode=errorcode,
-                                      previousversion=previous_version)])  # fmt: skip
+    def event_request(
+        self,
+        etype: int,
+        result: int,
+        errorcode: int | None = None,
+        previous_version: str | None = None,
+    ) -> Request:
+        app = self._app(
+            events=[Event(etype, result, errorcode=errorcode, previousversion=previous_version)]
+        )
         return self._wrap(app)
 
     def _wrap(self, app: AppRequest) -> Request:
-        return Request(version="update_engine-0.4.10", updaterversion="update_engine-0.4.10",
-                       installsource="scheduler", ismachine=1,
-                       os=OS(platform="CoreOS", version="Chateau", sp=f"{self.version}_x86_64"),
-                       apps=[app])  # fmt: skip
+        return Request(
+            version="update_engine-0.4.10",
+            updaterversion="update_engine-0.4.10",
+            installsource="scheduler",
+            ismachine=1,
+            os=OS(platform="CoreOS", version="Chateau", sp=f"{self.version}_x86_64"),
+            apps=[app],
+        )
 
 
 def post(client: TestClient, request: Request, path: str = "/v1/update/") -> AppResponse:
-    resp = client.post(path, content=render_request(request),
-                       headers={"Content-Type": "text/xml"})  # fmt: skip
+    resp = client.post(path, content=render_request(request), headers={"Content-Type": "text/xml"})
     assert resp.status_code == 200, resp.text
     parsed = parse_response(resp.content)
     assert len(parsed.apps) == 1

@@ -21,8 +21,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve_processes(data_dir: Path, count: int, database: str | None = None,
-                    extra_env: dict[str, str] | None = None) -> Iterator[list[str]]:  # fmt: skip
+def serve_processes(
+    data_dir: Path, count: int, database: str | None = None, extra_env: dict[str, str] | None = None
+) -> Iterator[list[str]]:
     """Start `count` server processes on one database; yield their base URLs."""
     procs: list[subprocess.Popen[bytes]] = []
     urls: list[str] = []
@@ -30,12 +31,23 @@ def serve_processes(data_dir: Path, count: int, database: str | None = None,
     try:
         for _ in range(count):
             port = free_port()
-            cmd = [sys.executable, "-m", "wellcar.cli.main", "serve", "--data-dir", str(data_dir),
-                   "--port", str(port), "--log-level", "warning"]  # fmt: skip
+            cmd = [
+                sys.executable,
+                "-m",
+                "wellcar.cli.main",
+                "serve",
+                "--data-dir",
+                str(data_dir),
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ]
             if database:
                 cmd += ["--database", database]
-            procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
-                                          stderr=subprocess.PIPE))  # fmt: skip
+            procs.append(
+                subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            )
             urls.append(f"http://127.0.0.1:{port}")
         deadline = time.monotonic() + 60
         for url, proc in zip(urls, procs, strict=True):

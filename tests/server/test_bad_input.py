@@ -41,29 +41,47 @@ def _still_serving(client: TestClient) -> None:
         (BILLION_LAUGHS, "text/xml", 400, None),
         (b"<response protocol='3.0'/>", "text/xml", 400, "wrong-root"),
         (b"<request protocol='3.0'><app/></request>", "text/xml", 400, "missing-attribute"),
-        (b"<request protocol='3.0'><app appid='a'><event eventtype='x' eventresult='1'/></app>"
-         b"</request>", "text/xml", 400, "bad-attribute"),
-        (render_request(Node("m", "1.0.0").check_request()), "application/json", 415,
-         "bad-content-type"),
+        (
+            b"<request protocol='3.0'><app appid='a'><event eventtype='x' eventresult='1'/></app>"
+            b"</request>",
+            "text/xml",
+            400,
+            "bad-attribute",
+        ),
+        (
+            render_request(Node("m", "1.0.0").check_request()),
+            "application/json",
+            415,
+            "bad-content-type",
+        ),
         (b"<a>" * 100 + b"</a>" * 100, "text/xml", 400, None),
     ],
-)  # fmt: skip
-def test_malformed_omaha(client: TestClient, seeded: None, caplog: pytest.LogCaptureFixture,
-                         body: bytes, content_type: str, status: int, reason: str | None) -> None:  # fmt: skip
+)
+def test_malformed_omaha(
+    client: TestClient,
+    seeded: None,
+    caplog: pytest.LogCaptureFixture,
+    body: bytes,
+    content_type: str,
+    status: int,
+    reason: str | None,
+) -> None:
     with caplog.at_level(logging.WARNING, logger="wellcar.server"):
         resp = client.post("/v1/update/", content=body, headers={"Content-Type": content_type})
     assert resp.status_code == status
     assert b"<error reason=" in resp.content
     if reason:
         assert f'reason="{reason}"'.encode() in resp.content
-    assert any("omaha request" in r.getMessage() and "refused" in r.getMessage()
-               for r in caplog.records)  # fmt: skip
+    assert any(
+        "omaha request" in r.getMessage() and "refused" in r.getMessage() for r in caplog.records
+    )
     _still_serving(client)
 
 
 def test_huge_body_refused_before_reading(client: TestClient, seeded: None) -> None:
-    resp = client.post("/v1/update/", content=b"<" * (2 * 1024 * 1024),
-                       headers={"Content-Type": "text/xml"})  # fmt: skip
+    resp = client.post(
+        "/v1/update/", content=b"<" * (2 * 1024 * 1024), headers={"Content-Type": "text/xml"}
+    )
     assert resp.status_code == 413
     assert b'reason="body-too-large"' in resp.content
     _still_serving(client)
@@ -83,8 +101,9 @@ def test_absurd_versions(client: TestClient, seeded: None) -> None:
 def test_many_apps_in_one_request(client: TestClient, seeded: None) -> None:
     req = Node("multi", "1.0.0").check_request()
     req.apps = req.apps * 3
-    resp = client.post("/v1/update/", content=render_request(req),
-                       headers={"Content-Type": "text/xml"})  # fmt: skip
+    resp = client.post(
+        "/v1/update/", content=render_request(req), headers={"Content-Type": "text/xml"}
+    )
     assert resp.status_code == 200
     _still_serving(client)
 

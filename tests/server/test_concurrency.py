@@ -33,15 +33,20 @@ def _run_race(tmp_path: Path, database: str | None) -> None:
     app = seed.app(canonical_uuid(FLATCAR_APP_ID))
     seed.package(app, "1.0.0")
     ch = seed.channel(app, "stable", seed.package(app, "2.0.0"))
-    seed.group(app, ch, "stable", max_updates_per_period=LIMIT, period_interval="1 hours",
-               safe_mode=False)  # fmt: skip
+    seed.group(
+        app, ch, "stable", max_updates_per_period=LIMIT, period_interval="1 hours", safe_mode=False
+    )
     env = {"WELLCAR_ADMIN_TOKEN": "a", "WELLCAR_READ_TOKEN": "r"}
     with serve_processes(data_dir, SERVERS, database, env) as urls:
         bodies = [render_request(Node(f"race-{i}", "1.0.0").check_request()) for i in range(NODES)]
 
         def check_in(i: int) -> str:
-            r = httpx.post(f"{urls[i % SERVERS]}/v1/update/", content=bodies[i],
-                           headers={"Content-Type": "text/xml"}, timeout=60)  # fmt: skip
+            r = httpx.post(
+                f"{urls[i % SERVERS]}/v1/update/",
+                content=bodies[i],
+                headers={"Content-Type": "text/xml"},
+                timeout=60,
+            )
             r.raise_for_status()
             return parse_response(r.content).apps[0].status
 
@@ -50,10 +55,16 @@ def _run_race(tmp_path: Path, database: str | None) -> None:
     assert statuses.count("ok") == LIMIT
     assert statuses.count("error-maxUpdatesPerPeriodLimitReached") == NODES - LIMIT
     with engine.connect() as c:
-        granted = c.execute(select(func.count()).where(
-            t.instance_application.c.status == int(InstanceStatus.UPDATE_GRANTED))).scalar_one()
-        held = c.execute(select(func.count()).where(
-            t.instance_application.c.status == int(InstanceStatus.ON_HOLD))).scalar_one()
+        granted = c.execute(
+            select(func.count()).where(
+                t.instance_application.c.status == int(InstanceStatus.UPDATE_GRANTED)
+            )
+        ).scalar_one()
+        held = c.execute(
+            select(func.count()).where(
+                t.instance_application.c.status == int(InstanceStatus.ON_HOLD)
+            )
+        ).scalar_one()
     assert (granted, held) == (LIMIT, NODES - LIMIT)
     engine.dispose()
 

@@ -47,8 +47,11 @@ def stable(seed: Seed) -> Iterator[dict[str, str]]:
 def status_of(engine: Engine, machine_id: str) -> tuple[int | None, str, bool]:
     ia = t.instance_application
     with engine.connect() as c:
-        row = c.execute(select(ia.c.status, ia.c.version, ia.c.update_in_progress)
-                        .where(ia.c.instance_id == machine_id)).one()  # fmt: skip
+        row = c.execute(
+            select(ia.c.status, ia.c.version, ia.c.update_in_progress).where(
+                ia.c.instance_id == machine_id
+            )
+        ).one()
     return row[0], row[1], bool(row[2])
 
 
@@ -57,7 +60,9 @@ def activity_classes(engine: Engine) -> list[int]:
         return [r[0] for r in c.execute(select(t.activity.c["class"]).order_by(t.activity.c.id))]
 
 
-def test_full_flatcar_update_flow(client: TestClient, engine: Engine, stable: dict[str, str]) -> None:
+def test_full_flatcar_update_flow(
+    client: TestClient, engine: Engine, stable: dict[str, str]
+) -> None:
     node = Node("m-1", "4459.2.1")
     answer = post(client, node.check_request())
     assert answer.status == "ok"
@@ -90,10 +95,17 @@ def test_full_flatcar_update_flow(client: TestClient, engine: Engine, stable: di
     answer = post(client, node.check_request(previous_version="4459.2.1"))
     assert answer.updatecheck is not None and answer.updatecheck.status == "noupdate"
     assert status_of(engine, "m-1") == (InstanceStatus.COMPLETE, "4459.2.2", False)
-    assert activity_classes(engine) == [ActivityClass.ROLLOUT_STARTED, ActivityClass.ROLLOUT_FINISHED]
+    assert activity_classes(engine) == [
+        ActivityClass.ROLLOUT_STARTED,
+        ActivityClass.ROLLOUT_FINISHED,
+    ]
     with engine.connect() as c:
-        history = [r[0] for r in c.execute(select(t.instance_status_history.c.status)
-                                           .order_by(t.instance_status_history.c.id))]  # fmt: skip
+        history = [
+            r[0]
+            for r in c.execute(
+                select(t.instance_status_history.c.status).order_by(t.instance_status_history.c.id)
+            )
+        ]
         events = c.execute(select(t.event.c.type, t.event.c.result)).all()
         rollout = c.execute(select(t.groups.c.rollout_in_progress)).scalar_one()
     assert history == [2, 7, 6, 4]
@@ -113,8 +125,9 @@ def test_check_while_downloading_is_refused(client: TestClient, stable: dict[str
     assert answer.updatecheck is not None and answer.updatecheck.status == "error-internal"
 
 
-def test_flatcar_checkin_without_previous_version_resets(client: TestClient, engine: Engine,
-                                                         stable: dict[str, str]) -> None:  # fmt: skip
+def test_flatcar_checkin_without_previous_version_resets(
+    client: TestClient, engine: Engine, stable: dict[str, str]
+) -> None:
     node = Node("m-3", "4459.2.1")
     post(client, node.check_request())
     post(client, node.event_request(13, 1))
@@ -123,8 +136,12 @@ def test_flatcar_checkin_without_previous_version_resets(client: TestClient, eng
     answer = post(client, node.check_request())
     assert answer.updatecheck is not None and answer.updatecheck.status == "ok"
     with engine.connect() as c:
-        history = [r[0] for r in c.execute(select(t.instance_status_history.c.status)
-                                           .order_by(t.instance_status_history.c.id))]  # fmt: skip
+        history = [
+            r[0]
+            for r in c.execute(
+                select(t.instance_status_history.c.status).order_by(t.instance_status_history.c.id)
+            )
+        ]
     assert history == [2, 7, 1, 2]
 
 
@@ -142,8 +159,9 @@ def test_rollback_reports_error(client: TestClient, engine: Engine, stable: dict
     assert code == "44"
 
 
-def test_events_ignored_without_update_in_progress(client: TestClient, engine: Engine,
-                                                   stable: dict[str, str]) -> None:  # fmt: skip
+def test_events_ignored_without_update_in_progress(
+    client: TestClient, engine: Engine, stable: dict[str, str]
+) -> None:
     node = Node("m-5", "4459.2.2")  # already current
     assert post(client, node.check_request()).updatecheck.status == "noupdate"  # type: ignore[union-attr]
     answer = post(client, node.event_request(13, 1))
@@ -164,8 +182,10 @@ def test_non_flatcar_app_completes_on_3_1(client: TestClient, engine: Engine, se
 
 
 def test_unknown_app_and_track(client: TestClient, stable: dict[str, str]) -> None:
-    answer = post(client, Node("m-7", "1.0.0", app_id="{00000000-1111-2222-3333-444444444444}")
-                  .check_request())  # fmt: skip
+    answer = post(
+        client,
+        Node("m-7", "1.0.0", app_id="{00000000-1111-2222-3333-444444444444}").check_request(),
+    )
     assert answer.status == "error-unknownApplication"
     assert answer.updatecheck is not None and answer.updatecheck.status == "error-internal"
     answer = post(client, Node("m-7", "1.0.0", track="nightly").check_request())
@@ -229,8 +249,9 @@ def test_multi_manifest_syncer_gets_all_floors(client: TestClient, seed: Seed) -
     ]
 
 
-def test_blacklisted_package_is_not_offered(client: TestClient, seed: Seed,
-                                            stable: dict[str, str]) -> None:  # fmt: skip
+def test_blacklisted_package_is_not_offered(
+    client: TestClient, seed: Seed, stable: dict[str, str]
+) -> None:
     seed.blacklist(stable["new"], stable["channel"])
     answer = post(client, Node("m-10", "4459.2.1").check_request())
     assert answer.updatecheck is not None and answer.updatecheck.status == "noupdate"
@@ -253,12 +274,14 @@ def test_invalid_version_and_missing_machine_id(client: TestClient, stable: dict
     assert post(client, Node("", "4459.2.1").check_request()).status == "error-missingMachineId"
 
 
-def test_period_limit_and_hold(client: TestClient, engine: Engine, clock: FakeClock,
-                               seed: Seed) -> None:  # fmt: skip
+def test_period_limit_and_hold(
+    client: TestClient, engine: Engine, clock: FakeClock, seed: Seed
+) -> None:
     app = seed.app(FLATCAR)
     ch = seed.channel(app, "stable", seed.package(app, "2.0.0"))
-    seed.group(app, ch, "stable", max_updates_per_period=2, period_interval="15 minutes",
-               safe_mode=False)  # fmt: skip
+    seed.group(
+        app, ch, "stable", max_updates_per_period=2, period_interval="15 minutes", safe_mode=False
+    )
     nodes = [Node(f"n{i}", "1.0.0") for i in range(3)]
     answers = [post(client, n.check_request()) for n in nodes]
     assert [a.status for a in answers] == ["ok", "ok", "error-maxUpdatesPerPeriodLimitReached"]
@@ -271,12 +294,20 @@ def test_period_limit_and_hold(client: TestClient, engine: Engine, clock: FakeCl
     assert post(client, nodes[2].check_request()).status == "ok"
 
 
-def test_safe_mode_one_first_then_disables_on_timeouts(client: TestClient, engine: Engine,
-                                                       clock: FakeClock, seed: Seed) -> None:  # fmt: skip
+def test_safe_mode_one_first_then_disables_on_timeouts(
+    client: TestClient, engine: Engine, clock: FakeClock, seed: Seed
+) -> None:
     app = seed.app(FLATCAR)
     ch = seed.channel(app, "stable", seed.package(app, "2.0.0"))
-    grp = seed.group(app, ch, "stable", max_updates_per_period=5, period_interval="1 minutes",
-                     update_timeout="30 minutes", safe_mode=True)  # fmt: skip
+    grp = seed.group(
+        app,
+        ch,
+        "stable",
+        max_updates_per_period=5,
+        period_interval="1 minutes",
+        update_timeout="30 minutes",
+        safe_mode=True,
+    )
     first, second = Node("s1", "1.0.0"), Node("s2", "1.0.0")
     assert post(client, first.check_request()).status == "ok"
     clock.advance(minutes=2)
@@ -287,8 +318,9 @@ def test_safe_mode_one_first_then_disables_on_timeouts(client: TestClient, engin
     post(client, first.event_request(13, 1))  # keeps the instance seen, still in progress
     assert post(client, second.check_request()).status == "error-maxTimedOutUpdatesLimitReached"
     with engine.connect() as c:
-        enabled = c.execute(select(t.groups.c.policy_updates_enabled)
-                            .where(t.groups.c.id == grp)).scalar_one()  # fmt: skip
+        enabled = c.execute(
+            select(t.groups.c.policy_updates_enabled).where(t.groups.c.id == grp)
+        ).scalar_one()
     assert enabled is False
     assert post(client, second.check_request()).status == "error-updatesDisabled"
 
@@ -296,15 +328,23 @@ def test_safe_mode_one_first_then_disables_on_timeouts(client: TestClient, engin
 def test_office_hours_closed(client: TestClient, clock: FakeClock, seed: Seed) -> None:
     app = seed.app(FLATCAR)
     ch = seed.channel(app, "stable", seed.package(app, "2.0.0"))
-    seed.group(app, ch, "stable", office_hours=True, timezone="Europe/Berlin",
-               office_hours_spec="sat-sun 00:00-24:00")  # fmt: skip
+    seed.group(
+        app,
+        ch,
+        "stable",
+        office_hours=True,
+        timezone="Europe/Berlin",
+        office_hours_spec="sat-sun 00:00-24:00",
+    )
     # The fake clock says Wednesday.
     assert post(client, Node("o1", "1.0.0").check_request()).status == "error-updatesDisabled"
     clock.advance(days=3)
     assert post(client, Node("o1", "1.0.0").check_request()).status == "ok"
 
 
-def test_instance_details_recorded(client: TestClient, engine: Engine, stable: dict[str, str]) -> None:
+def test_instance_details_recorded(
+    client: TestClient, engine: Engine, stable: dict[str, str]
+) -> None:
     node = Node("m-13", "4459.2.1", alias="web-1")
     post(client, node.check_request())
     node.alias = None  # an omitted alias keeps the stored one
@@ -312,4 +352,8 @@ def test_instance_details_recorded(client: TestClient, engine: Engine, stable: d
     with engine.connect() as c:
         row = c.execute(select(t.instance).where(t.instance.c.id == "m-13")).one()._mapping
     assert (row["alias"], row["oem"], row["aleph_version"], row["ip"]) == (
-        "web-1", "qemu", "4000.0.0", "testclient")
+        "web-1",
+        "qemu",
+        "4000.0.0",
+        "testclient",
+    )

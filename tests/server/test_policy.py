@@ -23,37 +23,97 @@ C = RolloutCounts
         # unlimited and no safe mode: no counting at all
         (P(safe_mode=False, max_updates_per_period=999_999), None, Verdict.GRANT, False, False),
         # safe mode: only one at a time until one attempt finished
-        (P(safe_mode=True, max_updates_per_period=5), C(granted_in_last_period=0), Verdict.GRANT,
-         False, False),
-        (P(safe_mode=True, max_updates_per_period=5), C(granted_in_last_period=1),
-         Verdict.MAX_UPDATES_PER_PERIOD, True, False),
-        (P(safe_mode=True, max_updates_per_period=5), C(granted_in_last_period=1, attempted=1),
-         Verdict.GRANT, False, False),
+        (
+            P(safe_mode=True, max_updates_per_period=5),
+            C(granted_in_last_period=0),
+            Verdict.GRANT,
+            False,
+            False,
+        ),
+        (
+            P(safe_mode=True, max_updates_per_period=5),
+            C(granted_in_last_period=1),
+            Verdict.MAX_UPDATES_PER_PERIOD,
+            True,
+            False,
+        ),
+        (
+            P(safe_mode=True, max_updates_per_period=5),
+            C(granted_in_last_period=1, attempted=1),
+            Verdict.GRANT,
+            False,
+            False,
+        ),
         # the period limit
-        (P(safe_mode=False, max_updates_per_period=2), C(granted_in_last_period=1), Verdict.GRANT,
-         False, False),
-        (P(safe_mode=False, max_updates_per_period=2), C(granted_in_last_period=2),
-         Verdict.MAX_UPDATES_PER_PERIOD, True, False),
+        (
+            P(safe_mode=False, max_updates_per_period=2),
+            C(granted_in_last_period=1),
+            Verdict.GRANT,
+            False,
+            False,
+        ),
+        (
+            P(safe_mode=False, max_updates_per_period=2),
+            C(granted_in_last_period=2),
+            Verdict.MAX_UPDATES_PER_PERIOD,
+            True,
+            False,
+        ),
         # the concurrency limit, once the period has rolled over
-        (P(safe_mode=False, max_updates_per_period=2), C(in_progress=2),
-         Verdict.MAX_CONCURRENT_UPDATES, True, False),
-        (P(safe_mode=False, max_updates_per_period=2), C(in_progress=1, timed_out=5),
-         Verdict.GRANT, False, False),
+        (
+            P(safe_mode=False, max_updates_per_period=2),
+            C(in_progress=2),
+            Verdict.MAX_CONCURRENT_UPDATES,
+            True,
+            False,
+        ),
+        (
+            P(safe_mode=False, max_updates_per_period=2),
+            C(in_progress=1, timed_out=5),
+            Verdict.GRANT,
+            False,
+            False,
+        ),
         # timed-out updates stop the group, but only in safe mode
-        (P(safe_mode=True, max_updates_per_period=2), C(attempted=1, timed_out=2),
-         Verdict.MAX_TIMED_OUT_UPDATES, True, True),
-        (P(safe_mode=True, max_updates_per_period=2), C(attempted=1, timed_out=1),
-         Verdict.GRANT, False, False),
+        (
+            P(safe_mode=True, max_updates_per_period=2),
+            C(attempted=1, timed_out=2),
+            Verdict.MAX_TIMED_OUT_UPDATES,
+            True,
+            True,
+        ),
+        (
+            P(safe_mode=True, max_updates_per_period=2),
+            C(attempted=1, timed_out=1),
+            Verdict.GRANT,
+            False,
+            False,
+        ),
         # effective max 1 in safe mode applies to timeouts too
-        (P(safe_mode=True, max_updates_per_period=5), C(timed_out=1),
-         Verdict.MAX_TIMED_OUT_UPDATES, True, True),
+        (
+            P(safe_mode=True, max_updates_per_period=5),
+            C(timed_out=1),
+            Verdict.MAX_TIMED_OUT_UPDATES,
+            True,
+            True,
+        ),
         # order of the rules: period before concurrency before timeouts
-        (P(safe_mode=True, max_updates_per_period=1), C(attempted=1, granted_in_last_period=1,
-         in_progress=1, timed_out=1), Verdict.MAX_UPDATES_PER_PERIOD, True, False),
-        (P(safe_mode=True, max_updates_per_period=1), C(attempted=1, in_progress=1, timed_out=1),
-         Verdict.MAX_CONCURRENT_UPDATES, True, False),
+        (
+            P(safe_mode=True, max_updates_per_period=1),
+            C(attempted=1, granted_in_last_period=1, in_progress=1, timed_out=1),
+            Verdict.MAX_UPDATES_PER_PERIOD,
+            True,
+            False,
+        ),
+        (
+            P(safe_mode=True, max_updates_per_period=1),
+            C(attempted=1, in_progress=1, timed_out=1),
+            Verdict.MAX_CONCURRENT_UPDATES,
+            True,
+            False,
+        ),
     ],
-)  # fmt: skip
+)
 def test_rules(
     policy: RolloutPolicy, counts: RolloutCounts | None, verdict: Verdict, hold: bool, disable: bool
 ) -> None:
@@ -91,8 +151,13 @@ def test_counts_required_when_limited() -> None:
     ],
 )
 def test_office_hours(tz: str | None, spec: str, when: datetime, open_: bool) -> None:
-    policy = P(safe_mode=False, max_updates_per_period=999_999, office_hours=True, timezone=tz,
-               office_hours_spec=spec)  # fmt: skip
+    policy = P(
+        safe_mode=False,
+        max_updates_per_period=999_999,
+        office_hours=True,
+        timezone=tz,
+        office_hours_spec=spec,
+    )
     verdict = decide_rollout(policy, None, when).verdict
     assert verdict is (Verdict.GRANT if open_ else Verdict.UPDATES_DISABLED)
 

@@ -29,8 +29,19 @@ def test_intervals(text: str, expected: timedelta) -> None:
     assert parse_interval(text) == expected
 
 
-@pytest.mark.parametrize("text", ["", "fifteen minutes", "15 fortnights", "0 minutes", "15",
-                                  "minutes", "5 minutes later", "9999 weeks"])  # fmt: skip
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "fifteen minutes",
+        "15 fortnights",
+        "0 minutes",
+        "15",
+        "minutes",
+        "5 minutes later",
+        "9999 weeks",
+    ],
+)
 def test_bad_intervals(text: str) -> None:
     with pytest.raises(InvalidInput, match="interval"):
         parse_interval(text)
@@ -43,8 +54,17 @@ def test_office_hours_spec() -> None:
     assert parse_office_hours("fri-mon 00:00-24:00").days == frozenset({4, 5, 6, 0})
 
 
-@pytest.mark.parametrize("spec", ["weekdays 9-5", "mon-fri 09:00", "mon-xyz 09:00-17:00",
-                                  "mon 25:00-26:00", "mon 09:00-09:00", "mon 09:61-10:00"])  # fmt: skip
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "weekdays 9-5",
+        "mon-fri 09:00",
+        "mon-xyz 09:00-17:00",
+        "mon 25:00-26:00",
+        "mon 09:00-09:00",
+        "mon 09:61-10:00",
+    ],
+)
 def test_bad_office_hours(spec: str) -> None:
     with pytest.raises(InvalidInput):
         parse_office_hours(spec)

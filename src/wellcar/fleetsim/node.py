@@ -45,15 +45,28 @@ class SimulatedNode:
     rng: random.Random = field(default_factory=random.Random)
     log: list[str] = field(default_factory=list)
 
-    def _request(self, **app_parts: object) -> bytes:
-        app = AppRequest(appid=self.app_id, version=self.version, track=self.track,
-                         machineid=self.machine_id, board="amd64-usr", oem="qemu",
-                         alephversion="4000.0.0", bootid="{00000000-0000-4000-8000-000000000001}",
-                         **app_parts)  # type: ignore[arg-type]  # fmt: skip
-        req = Request(version="update_engine-0.4.10", updaterversion="update_engine-0.4.10",
-                      installsource="scheduler", ismachine=1,
-                      os=OS(platform="CoreOS", version="Chateau", sp=f"{self.version}_x86_64"),
-                      apps=[app])  # fmt: skip
+    def _request(self, events: list[Event], *, check: bool = False) -> bytes:
+        app = AppRequest(
+            appid=self.app_id,
+            version=self.version,
+            track=self.track,
+            machineid=self.machine_id,
+            board="amd64-usr",
+            oem="qemu",
+            alephversion="4000.0.0",
+            bootid="{00000000-0000-4000-8000-000000000001}",
+            ping=Ping(active=1) if check else None,
+            updatecheck=UpdateCheck() if check else None,
+            events=events,
+        )
+        req = Request(
+            version="update_engine-0.4.10",
+            updaterversion="update_engine-0.4.10",
+            installsource="scheduler",
+            ismachine=1,
+            os=OS(platform="CoreOS", version="Chateau", sp=f"{self.version}_x86_64"),
+            apps=[app],
+        )
         return render_request(req)
 
     def _post(self, http: httpx.Client, url: str, body: bytes) -> Response | None:
@@ -68,8 +81,7 @@ class SimulatedNode:
     def step(self, http: httpx.Client, url: str) -> str:
         """Do the next thing update_engine would do; return a short description."""
         if self.phase is NodePhase.IDLE:
-            body = self._request(ping=Ping(active=1), updatecheck=UpdateCheck(),
-                                 events=[Event(3, 2, previousversion=self.previous_version)])  # fmt: skip
+            body = self._request([Event(3, 2, previousversion=self.previous_version)], check=True)
             resp = self._post(http, url, body)
             if resp is None or not resp.apps:
                 return "check failed"
@@ -82,18 +94,18 @@ class SimulatedNode:
             return resp.apps[0].status if resp.apps[0].status != "ok" else "no update"
         if self.phase is NodePhase.DOWNLOADING:
             for etype in (13, 14):
-                self._post(http, url, self._request(events=[Event(etype, 1)]))
+                self._post(http, url, self._request([Event(etype, 1)]))
             self.phase = NodePhase.INSTALLED
             return "downloaded"
         if self.phase is NodePhase.INSTALLED:
-            self._post(http, url, self._request(events=[Event(3, 1)]))
+            self._post(http, url, self._request([Event(3, 1)]))
             self.phase = NodePhase.NEED_REBOOT
             return "installed, needs reboot"
         # NEED_REBOOT: reboot; a bad version falls back and reports a rollback.
         assert self.offered is not None
         self.phase = NodePhase.IDLE
         if self.rng.random() < self.failure_rate:
-            self._post(http, url, self._request(events=[Event(3, 0, errorcode=ROLLBACK_ERROR)]))
+            self._post(http, url, self._request([Event(3, 0, errorcode=ROLLBACK_ERROR)]))
             self.offered = None
             return "rolled back"
         self.previous_version, self.version, self.offered = self.version, self.offered, None

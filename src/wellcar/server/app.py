@@ -56,8 +56,9 @@ def _xml_error(status: int, reason: str) -> Response:
 def create_app(
     settings: ServerSettings, *, clock: Clock = utc_now, engine: Engine | None = None
 ) -> FastAPI:
-    engine = engine or create_db_engine(settings.effective_database_url,
-                                        pool_size=settings.db_pool_size)  # fmt: skip
+    engine = engine or create_db_engine(
+        settings.effective_database_url, pool_size=settings.db_pool_size
+    )
     tokens = Tokens.load(settings.data_dir)
     metrics = ServerMetrics(engine, clock)
     omaha = OmahaEndpoint(engine, clock)
@@ -85,14 +86,19 @@ def create_app(
         body = await read_body_capped(request, settings.max_body_bytes)
         if body is None:
             metrics.omaha_rejected("body-too-large")
-            log.warning("omaha request from %s refused: body over %d bytes", client_ip(request),
-                        settings.max_body_bytes)  # fmt: skip
+            log.warning(
+                "omaha request from %s refused: body over %d bytes",
+                client_ip(request),
+                settings.max_body_bytes,
+            )
             return _xml_error(413, "body-too-large")
         try:
             req = parse_request(body, request.headers.get("content-type"))
         except OmahaParseError as exc:
             metrics.omaha_rejected(exc.reason)
-            log.warning("omaha request from %s refused (%s): %s", client_ip(request), exc.reason, exc)
+            log.warning(
+                "omaha request from %s refused (%s): %s", client_ip(request), exc.reason, exc
+            )
             status = 415 if exc.reason == "bad-content-type" else 400
             return _xml_error(status, exc.reason)
         resp = await run_in_threadpool(omaha.respond, req, OmahaContext(client_ip(request)))

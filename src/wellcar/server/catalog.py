@@ -12,7 +12,7 @@ from wellcar.server.db import schema as t
 from wellcar.server.fleet_codes import Arch, PackageType
 from wellcar.server.intervals import parse_interval
 from wellcar.server.policy import RolloutPolicy
-from wellcar.server.semver import parse_version
+from wellcar.server.semver import Version, parse_version
 
 
 def canonical_uuid(text: str) -> str | None:
@@ -64,7 +64,9 @@ class GroupView:
 def find_application(conn: Connection, app_or_product_id: str) -> str | None:
     app_id = canonical_uuid(app_or_product_id)
     if app_id is not None:
-        found = conn.execute(select(t.application.c.id).where(t.application.c.id == app_id)).scalar()
+        found = conn.execute(
+            select(t.application.c.id).where(t.application.c.id == app_id)
+        ).scalar()
     else:
         found = conn.execute(
             select(t.application.c.id).where(t.application.c.product_id == app_or_product_id)
@@ -194,7 +196,9 @@ def load_group(conn: Connection, group_id: str, *, for_update: bool = False) -> 
     )
 
 
-def floors_above(conn: Connection, channel_id: str, version: str, target: str) -> list[OfferedPackage]:
+def floors_above(
+    conn: Connection, channel_id: str, version: str, target: str
+) -> list[OfferedPackage]:
     """The channel's floor packages newer than `version` and older than `target`, oldest first."""
     query = (
         select(t.channel_package_floors.c.floor_reason, *_PKG_COLS)
@@ -215,5 +219,5 @@ def floors_above(conn: Connection, channel_id: str, version: str, target: str) -
             continue
         if current < pv <= goal:
             floors.append(pkg)
-    floors.sort(key=lambda p: parse_version(p.version) or (0,))  # type: ignore[arg-type,return-value]
+    floors.sort(key=lambda p: parse_version(p.version) or Version(0, 0, 0))
     return floors

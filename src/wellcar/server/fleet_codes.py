@@ -22,7 +22,12 @@ IN_PROGRESS_STATUSES = frozenset(
 )
 # Reaching one of these states ends the instance's update attempt.
 ENDS_UPDATE_STATUSES = frozenset(
-    {InstanceStatus.COMPLETE, InstanceStatus.ERROR, InstanceStatus.UNDEFINED, InstanceStatus.ON_HOLD}
+    {
+        InstanceStatus.COMPLETE,
+        InstanceStatus.ERROR,
+        InstanceStatus.UNDEFINED,
+        InstanceStatus.ON_HOLD,
+    }
 )
 
 

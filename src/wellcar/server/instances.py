@@ -69,10 +69,15 @@ def register_instance(
     if existing is None:
         conn.execute(
             insert(inst).values(
-                id=who.machine_id, ip=who.ip, alias=who.alias, oem=who.oem,
-                oem_version=who.oem_version, aleph_version=who.aleph_version, created_ts=now,
+                id=who.machine_id,
+                ip=who.ip,
+                alias=who.alias,
+                oem=who.oem,
+                oem_version=who.oem_version,
+                aleph_version=who.aleph_version,
+                created_ts=now,
             )
-        )  # fmt: skip
+        )
     else:
         e = existing._mapping
         # An omitted field never erases what the instance told us before.
@@ -91,11 +96,15 @@ def register_instance(
     if current is None:
         conn.execute(
             insert(ia).values(
-                instance_id=who.machine_id, application_id=app_id, group_id=group_id,
-                version=version, last_check_for_updates=now, update_in_progress=False,
+                instance_id=who.machine_id,
+                application_id=app_id,
+                group_id=group_id,
+                version=version,
+                last_check_for_updates=now,
+                update_in_progress=False,
                 created_ts=now,
             )
-        )  # fmt: skip
+        )
     elif (
         current.last_check_for_updates < now - REFRESH_AFTER
         or current.version != version
@@ -138,7 +147,9 @@ def set_status(
         values["update_in_progress"] = False
     conn.execute(
         update(ia)
-        .where(ia.c.instance_id == current.instance_id, ia.c.application_id == current.application_id)
+        .where(
+            ia.c.instance_id == current.instance_id, ia.c.application_id == current.application_id
+        )
         .values(**values)
     )
     conn.execute(

@@ -8,12 +8,25 @@ from datetime import timedelta
 from wellcar.server.errors import InvalidInput
 
 _UNITS = {
-    "second": 1, "seconds": 1, "sec": 1, "secs": 1, "s": 1,
-    "minute": 60, "minutes": 60, "min": 60, "mins": 60, "m": 60,
-    "hour": 3600, "hours": 3600, "h": 3600,
-    "day": 86400, "days": 86400, "d": 86400,
-    "week": 604800, "weeks": 604800,
-}  # fmt: skip
+    "second": 1,
+    "seconds": 1,
+    "sec": 1,
+    "secs": 1,
+    "s": 1,
+    "minute": 60,
+    "minutes": 60,
+    "min": 60,
+    "mins": 60,
+    "m": 60,
+    "hour": 3600,
+    "hours": 3600,
+    "h": 3600,
+    "day": 86400,
+    "days": 86400,
+    "d": 86400,
+    "week": 604800,
+    "weeks": 604800,
+}
 _PART = re.compile(r"(\d+(?:\.\d+)?)\s*([a-z]+)")
 _CLOCK = re.compile(r"^(\d{1,3}):([0-5]\d)(?::([0-5]\d))?$")
 MAX_INTERVAL = timedelta(days=366)
@@ -39,7 +52,9 @@ def parse_interval(text: str) -> timedelta:
             seconds_f += float(m.group(1)) * unit
             pos = m.end()
         if pos == 0 or value[pos:].strip():
-            raise InvalidInput(f"invalid interval {text!r}: write it like '15 minutes' or '1 hours'")
+            raise InvalidInput(
+                f"invalid interval {text!r}: write it like '15 minutes' or '1 hours'"
+            )
         seconds = int(seconds_f)
     result = timedelta(seconds=seconds)
     if result <= timedelta(0):

@@ -10,7 +10,8 @@ class LogfmtFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
         msg = record.getMessage().replace('"', "'")
-        line = f'ts={ts}.{int(record.msecs):03d}Z level={record.levelname.lower()} logger={record.name} msg="{msg}"'
+        level = record.levelname.lower()
+        line = f'ts={ts}.{int(record.msecs):03d}Z level={level} logger={record.name} msg="{msg}"'
         if record.exc_info:
             line += ' exc="' + self.formatException(record.exc_info).replace("\n", "\\n") + '"'
         return line

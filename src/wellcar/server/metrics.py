@@ -6,12 +6,12 @@ behind a load balancer reports the same fleet. Request latency is per process.
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
-from sqlalchemy.engine import Engine
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
 
 from wellcar.server.clock import Clock
 from wellcar.server.db import schema as t
@@ -55,8 +55,9 @@ class FleetCollector(Collector):
             rows = conn.execute(
                 select(app.c.name, func.count())
                 .select_from(ia.join(app, ia.c.application_id == app.c.id))
-                .where(ia.c.last_check_for_updates > since,
-                       ia.c.status == int(InstanceStatus.ERROR))  # fmt: skip
+                .where(
+                    ia.c.last_check_for_updates > since, ia.c.status == int(InstanceStatus.ERROR)
+                )
                 .group_by(app.c.name)
             )
             for name, count in rows:

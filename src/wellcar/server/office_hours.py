@@ -76,7 +76,9 @@ def load_timezone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise InvalidInput(f"unknown time zone {name!r}: use an IANA name like 'Europe/Berlin'") from exc
+        raise InvalidInput(
+            f"unknown time zone {name!r}: use an IANA name like 'Europe/Berlin'"
+        ) from exc
 
 
 def is_valid_timezone(name: str | None) -> bool:
@@ -90,11 +92,9 @@ def is_valid_timezone(name: str | None) -> bool:
 
 
 def in_office_hours(now_utc: datetime, timezone: str | None, spec: str) -> bool:
-    """Whether `now_utc` (aware) falls in the office hours; an unknown zone never does (Nebraska)."""
+    """Whether `now_utc` (aware) is in office hours; an unknown zone never is (Nebraska)."""
     if not is_valid_timezone(timezone):
         return False
     assert timezone is not None
     local = now_utc.astimezone(load_timezone(timezone))
     return parse_office_hours(spec).contains(local)
-
-

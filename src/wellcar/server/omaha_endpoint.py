@@ -63,8 +63,9 @@ def manifest_for(pkg: OfferedPackage, *, multi: bool, is_target: bool) -> Manife
         )
     manifest = Manifest(
         version=pkg.version,
-        packages=[Package(name=pkg.filename, size=pkg.size or 0, hash=pkg.hash or None,
-                          required=True)],  # fmt: skip
+        packages=[
+            Package(name=pkg.filename, size=pkg.size or 0, hash=pkg.hash or None, required=True)
+        ],
         actions=actions,
     )
     if multi:
@@ -88,7 +89,9 @@ class OmahaEndpoint:
                 break
         return response
 
-    def _answer_app(self, request: Request, app: AppRequest, ctx: OmahaContext) -> tuple[AppResponse, bool]:
+    def _answer_app(
+        self, request: Request, app: AppRequest, ctx: OmahaContext
+    ) -> tuple[AppResponse, bool]:
         out = AppResponse(appid=app.appid)
         now = self.clock()
         try:
@@ -115,11 +118,25 @@ class OmahaEndpoint:
                     return out, False
                 version = app.version or ""
                 for ev in app.events:
-                    why = register_event(conn, app.machineid, app_id, group_id, ev.eventtype,
-                                         ev.eventresult, ev.previousversion, ev.errorcode, now)  # fmt: skip
+                    why = register_event(
+                        conn,
+                        app.machineid,
+                        app_id,
+                        group_id,
+                        ev.eventtype,
+                        ev.eventresult,
+                        ev.previousversion,
+                        ev.errorcode,
+                        now,
+                    )
                     if why:
-                        log.debug("event %d/%d from %s ignored: %s", ev.eventtype, ev.eventresult,
-                                  app.machineid, why)  # fmt: skip
+                        log.debug(
+                            "event %d/%d from %s ignored: %s",
+                            ev.eventtype,
+                            ev.eventresult,
+                            app.machineid,
+                            why,
+                        )
                     out.event_statuses.append("ok")
                 who = ClientIdentity(
                     machine_id=app.machineid,
@@ -135,8 +152,9 @@ class OmahaEndpoint:
                     out.ping_status = "ok"
                 if app.updatecheck is not None:
                     multi = bool(app.multi_manifest_ok)
-                    result = check_for_update(conn, who, app_id, group_id, version, now,
-                                              multi_manifest=multi)  # fmt: skip
+                    result = check_for_update(
+                        conn, who, app_id, group_id, version, now, multi_manifest=multi
+                    )
                     if result.status != "ok":
                         out.status = result.status
                         out.updatecheck = UpdateCheckResponse(status=UPDATE_INTERNAL_ERROR)
@@ -152,10 +170,17 @@ class OmahaEndpoint:
                                 for i, p in enumerate(result.packages)
                             ],
                         )
-                        log.info("update granted: %s %s -> %s", app.machineid, version,
-                                 result.packages[-1].version)  # fmt: skip
+                        log.info(
+                            "update granted: %s %s -> %s",
+                            app.machineid,
+                            version,
+                            result.packages[-1].version,
+                        )
         except DBAPIError as exc:
             log.error("database error answering %s: %s", app.machineid, exc.orig)
-            out = AppResponse(appid=app.appid, status=DATABASE_ERROR,
-                              updatecheck=UpdateCheckResponse(status=UPDATE_INTERNAL_ERROR))  # fmt: skip
+            out = AppResponse(
+                appid=app.appid,
+                status=DATABASE_ERROR,
+                updatecheck=UpdateCheckResponse(status=UPDATE_INTERNAL_ERROR),
+            )
         return out, False

@@ -31,7 +31,9 @@ def count_rollout(
     timeout_start = now - policy.update_timeout
     progress = conn.execute(
         select(
-            func.coalesce(func.sum(func.cast(ia.c.last_update_granted_ts >= timeout_start, Integer)), 0),
+            func.coalesce(
+                func.sum(func.cast(ia.c.last_update_granted_ts >= timeout_start, Integer)), 0
+            ),
             func.count(),
         ).where(in_group, ia.c.update_in_progress.is_(True), active)
     ).one()

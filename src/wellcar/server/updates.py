@@ -12,10 +12,22 @@ from sqlalchemy.engine import Connection
 
 from wellcar.omaha import FLATCAR_APP_ID
 from wellcar.server.activity_log import add_activity, has_recent_activity
-from wellcar.server.catalog import GroupView, OfferedPackage, canonical_uuid, floors_above, load_group
+from wellcar.server.catalog import (
+    GroupView,
+    OfferedPackage,
+    canonical_uuid,
+    floors_above,
+    load_group,
+)
 from wellcar.server.db import schema as t
 from wellcar.server.fleet_codes import IN_PROGRESS_STATUSES, ActivityClass, InstanceStatus, Severity
-from wellcar.server.instances import ClientIdentity, InstanceApp, get_instance_app, register_instance, set_status
+from wellcar.server.instances import (
+    ClientIdentity,
+    InstanceApp,
+    get_instance_app,
+    register_instance,
+    set_status,
+)
 from wellcar.server.policy import decide_rollout
 from wellcar.server.rollout_counts import count_rollout, rollout_finished
 from wellcar.server.semver import is_valid, less_than
@@ -83,8 +95,15 @@ def check_for_update(
         if group is not None and not has_recent_activity(
             conn, ActivityClass.PACKAGE_NOT_FOUND, app_id, group_id, "0.0.0", now, ACTIVITY_DEDUP
         ):
-            add_activity(conn, ActivityClass.PACKAGE_NOT_FOUND, Severity.WARNING, "0.0.0", app_id,
-                         now, group_id=group_id)  # fmt: skip
+            add_activity(
+                conn,
+                ActivityClass.PACKAGE_NOT_FOUND,
+                Severity.WARNING,
+                "0.0.0",
+                app_id,
+                now,
+                group_id=group_id,
+            )
         return CheckResult(ERR_NO_PACKAGE)
 
     if instance.status is InstanceStatus.UPDATE_GRANTED:
@@ -107,7 +126,9 @@ def check_for_update(
     if not decision.granted:
         if decision.disable_group_updates:
             conn.execute(
-                update(t.groups).where(t.groups.c.id == group_id).values(policy_updates_enabled=False)
+                update(t.groups)
+                .where(t.groups.c.id == group_id)
+                .values(policy_updates_enabled=False)
             )
             log.warning("safe mode: updates disabled for group %s (timed-out updates)", group_id)
         if decision.hold_instance:
@@ -119,10 +140,19 @@ def check_for_update(
     if not has_recent_activity(
         conn, ActivityClass.ROLLOUT_STARTED, app_id, group_id, grant_version, now, timedelta(days=1)
     ):
-        add_activity(conn, ActivityClass.ROLLOUT_STARTED, Severity.INFO, grant_version, app_id, now,
-                     group_id=group_id)  # fmt: skip
+        add_activity(
+            conn,
+            ActivityClass.ROLLOUT_STARTED,
+            Severity.INFO,
+            grant_version,
+            app_id,
+            now,
+            group_id=group_id,
+        )
     if not locked.rollout_in_progress:
-        conn.execute(update(t.groups).where(t.groups.c.id == group_id).values(rollout_in_progress=True))
+        conn.execute(
+            update(t.groups).where(t.groups.c.id == group_id).values(rollout_in_progress=True)
+        )
     return CheckResult(STATUS_OK, steps)
 
 
@@ -166,8 +196,10 @@ def register_event(
         return "unknown instance"
     if not instance.update_in_progress:
         return "no update in progress"
-    if app_id == FLATCAR_APP_UUID and (event_type, event_result) == (3, 2) and (
-        not previous_version or previous_version == "0.0.0.0"
+    if (
+        app_id == FLATCAR_APP_UUID
+        and (event_type, event_result) == (3, 2)
+        and (not previous_version or previous_version == "0.0.0.0")
     ):
         # update_engine sends 3/2 with every check; without a real previous version it
         # did not update, so whatever we thought was going on is over.
@@ -197,8 +229,15 @@ def register_event(
             conn.execute(
                 update(t.groups).where(t.groups.c.id == group_id).values(rollout_in_progress=False)
             )
-            add_activity(conn, ActivityClass.ROLLOUT_FINISHED, Severity.SUCCESS, last_version,
-                         app_id, now, group_id=group_id)  # fmt: skip
+            add_activity(
+                conn,
+                ActivityClass.ROLLOUT_FINISHED,
+                Severity.SUCCESS,
+                last_version,
+                app_id,
+                now,
+                group_id=group_id,
+            )
     elif (event_type, event_result) == (13, 1):
         set_status(conn, instance, InstanceStatus.DOWNLOADING, now)
     elif (event_type, event_result) == (14, 1):
@@ -207,7 +246,14 @@ def register_event(
         set_status(conn, instance, InstanceStatus.INSTALLED, now)
     if event_result == 0:
         set_status(conn, instance, InstanceStatus.ERROR, now)
-        add_activity(conn, ActivityClass.INSTANCE_UPDATE_FAILED, Severity.ERROR, last_version,
-                     app_id, now, group_id=group_id, instance_id=machine_id)  # fmt: skip
+        add_activity(
+            conn,
+            ActivityClass.INSTANCE_UPDATE_FAILED,
+            Severity.ERROR,
+            last_version,
+            app_id,
+            now,
+            group_id=group_id,
+            instance_id=machine_id,
+        )
     return None
-

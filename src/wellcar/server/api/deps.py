@@ -12,7 +12,9 @@ from sqlalchemy.engine import Connection, Engine
 
 from wellcar.server.auth import Role, Tokens
 
-_bearer = HTTPBearer(auto_error=False, description="admin token for writes, read-only token for reads")
+_bearer = HTTPBearer(
+    auto_error=False, description="admin token for writes, read-only token for reads"
+)
 
 
 def get_engine(request: Request) -> Engine:
@@ -48,7 +50,9 @@ def require_admin(
 ) -> Role:
     role = _role(request, cred)
     if role is not Role.ADMIN:
-        raise HTTPException(status_code=403, detail="this token is read-only: writes need the admin token")
+        raise HTTPException(
+            status_code=403, detail="this token is read-only: writes need the admin token"
+        )
     return role
 
 

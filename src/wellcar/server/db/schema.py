@@ -63,7 +63,9 @@ flatcar_action = Table(
     "flatcar_action",
     metadata,
     Column("id", ID, primary_key=True),
-    Column("package_id", ID, ForeignKey("package.id", ondelete="CASCADE"), nullable=False, unique=True),
+    Column(
+        "package_id", ID, ForeignKey("package.id", ondelete="CASCADE"), nullable=False, unique=True
+    ),
     Column("event", String(50), nullable=False, default="postinstall"),
     Column("chromeos_version", String(100), nullable=False, default=""),
     Column("sha256", String(200), nullable=False),
@@ -144,8 +146,12 @@ instance = Table(
 instance_application = Table(
     "instance_application",
     metadata,
-    Column("instance_id", String(100), ForeignKey("instance.id", ondelete="CASCADE"), primary_key=True),
-    Column("application_id", ID, ForeignKey("application.id", ondelete="CASCADE"), primary_key=True),
+    Column(
+        "instance_id", String(100), ForeignKey("instance.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column(
+        "application_id", ID, ForeignKey("application.id", ondelete="CASCADE"), primary_key=True
+    ),
     Column("group_id", ID, ForeignKey("groups.id", ondelete="SET NULL"), nullable=True),
     Column("version", String(100), nullable=False),
     Column("status", Integer, nullable=True),
@@ -156,16 +162,31 @@ instance_application = Table(
     Column("created_ts", DateTime, nullable=False),
 )
 # Indexes that keep every rollout count a range scan (see rollout_counts.py).
-Index("ix_instance_application_group_check", instance_application.c.group_id,
-      instance_application.c.last_check_for_updates)
-Index("ix_instance_application_group_granted", instance_application.c.group_id,
-      instance_application.c.last_update_granted_ts)
-Index("ix_instance_application_group_progress", instance_application.c.group_id,
-      instance_application.c.update_in_progress)
-Index("ix_instance_application_group_version", instance_application.c.group_id,
-      instance_application.c.version)
-Index("ix_instance_application_group_last_version", instance_application.c.group_id,
-      instance_application.c.last_update_version)
+Index(
+    "ix_instance_application_group_check",
+    instance_application.c.group_id,
+    instance_application.c.last_check_for_updates,
+)
+Index(
+    "ix_instance_application_group_granted",
+    instance_application.c.group_id,
+    instance_application.c.last_update_granted_ts,
+)
+Index(
+    "ix_instance_application_group_progress",
+    instance_application.c.group_id,
+    instance_application.c.update_in_progress,
+)
+Index(
+    "ix_instance_application_group_version",
+    instance_application.c.group_id,
+    instance_application.c.version,
+)
+Index(
+    "ix_instance_application_group_last_version",
+    instance_application.c.group_id,
+    instance_application.c.last_update_version,
+)
 
 instance_status_history = Table(
     "instance_status_history",
@@ -173,15 +194,24 @@ instance_status_history = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("status", Integer, nullable=False),
     Column("version", String(100), nullable=True),
-    Column("instance_id", String(100), ForeignKey("instance.id", ondelete="CASCADE"), nullable=False),
+    Column(
+        "instance_id", String(100), ForeignKey("instance.id", ondelete="CASCADE"), nullable=False
+    ),
     Column("application_id", ID, ForeignKey("application.id", ondelete="CASCADE"), nullable=False),
     Column("group_id", ID, ForeignKey("groups.id", ondelete="SET NULL"), nullable=True),
     Column("created_ts", DateTime, nullable=False),
 )
-Index("ix_status_history_instance", instance_status_history.c.instance_id,
-      instance_status_history.c.application_id, instance_status_history.c.created_ts)
-Index("ix_status_history_group", instance_status_history.c.group_id,
-      instance_status_history.c.created_ts)
+Index(
+    "ix_status_history_instance",
+    instance_status_history.c.instance_id,
+    instance_status_history.c.application_id,
+    instance_status_history.c.created_ts,
+)
+Index(
+    "ix_status_history_group",
+    instance_status_history.c.group_id,
+    instance_status_history.c.created_ts,
+)
 
 event = Table(
     "event",
@@ -189,7 +219,9 @@ event = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("type", Integer, nullable=False),
     Column("result", Integer, nullable=False),
-    Column("instance_id", String(100), ForeignKey("instance.id", ondelete="CASCADE"), nullable=False),
+    Column(
+        "instance_id", String(100), ForeignKey("instance.id", ondelete="CASCADE"), nullable=False
+    ),
     Column("application_id", ID, ForeignKey("application.id", ondelete="CASCADE"), nullable=False),
     Column("group_id", ID, ForeignKey("groups.id", ondelete="SET NULL"), nullable=True),
     Column("previous_version", String(100), nullable=True),
