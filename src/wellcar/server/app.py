@@ -99,8 +99,7 @@ def create_app(
             log.warning(
                 "omaha request from %s refused (%s): %s", client_ip(request), exc.reason, exc
             )
-            status = 415 if exc.reason == "bad-content-type" else 400
-            return _xml_error(status, exc.reason)
+            return _xml_error(exc.http_status, exc.reason)
         resp = await run_in_threadpool(omaha.respond, req, OmahaContext(client_ip(request)))
         out = Response(render_response(resp), media_type=XML)
         metrics.observe_omaha(time.perf_counter() - started)
