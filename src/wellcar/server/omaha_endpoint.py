@@ -22,6 +22,7 @@ from wellcar.server.catalog import OfferedPackage, find_application, find_group
 from wellcar.server.clock import Clock
 from wellcar.server.fleet_codes import LEGACY_GROUP_TRACKS, arch_from_board
 from wellcar.server.instances import ClientIdentity, register_instance
+from wellcar.server.lookup_cache import TtlCache
 from wellcar.server.semver import is_valid
 from wellcar.server.updates import check_for_update, register_event
 
@@ -76,9 +77,16 @@ def manifest_for(pkg: OfferedPackage, *, multi: bool, is_target: bool) -> Manife
 
 
 class OmahaEndpoint:
-    def __init__(self, engine: Engine, clock: Clock) -> None:
+    def __init__(self, engine: Engine, clock: Clock, *, lookup_ttl: float = 5.0) -> None:
         self.engine = engine
         self.clock = clock
+        # Resolving app ids and tracks is most of the reads of a steady-state check-in.
+        self._apps: TtlCache[str, str | None] = TtlCache(lookup_ttl)
+        self._groups: TtlCache[tuple[str, str, int], str | None] = TtlCache(lookup_ttl)
+
+    def forget_lookups(self) -> None:
+        self._apps.clear()
+        self._groups.clear()
 
     def respond(self, request: Request, ctx: OmahaContext) -> Response:
         response = Response()
@@ -96,7 +104,9 @@ class OmahaEndpoint:
         now = self.clock()
         try:
             with self.engine.begin() as conn:
-                app_id = find_application(conn, app.appid)
+                app_id = self._apps.get_or_load(
+                    app.appid, lambda: find_application(conn, app.appid)
+                )
                 if app_id is None:
                     log.info("unknown application %r from %s", app.appid, app.machineid)
                     out.status = APP_UNKNOWN
@@ -105,7 +115,10 @@ class OmahaEndpoint:
                 track = app.track or ""
                 track = LEGACY_GROUP_TRACKS.get(track.strip("{}").lower(), track)
                 os_arch = request.os.arch if request.os else None
-                group_id = find_group(conn, app_id, track, arch_from_board(app.board, os_arch))
+                arch = arch_from_board(app.board, os_arch)
+                group_id = self._groups.get_or_load(
+                    (app_id, track, int(arch)), lambda: find_group(conn, app_id, track, arch)
+                )
                 if group_id is None:
                     log.info("unknown track %r for app %s from %s", track, app_id, app.machineid)
                     out.status = GROUP_UNKNOWN
@@ -147,7 +160,8 @@ class OmahaEndpoint:
                     aleph_version=app.alephversion or "",
                 )
                 if app.ping is not None:
-                    if is_valid(version):
+                    # An update check registers the instance itself; don't do it twice.
+                    if app.updatecheck is None and is_valid(version):
                         register_instance(conn, who, app_id, group_id, version, now)
                     out.ping_status = "ok"
                 if app.updatecheck is not None:
