@@ -7,6 +7,7 @@ import sys
 import typer
 
 from wellcar import __version__
+from wellcar.cli.demo import demo
 from wellcar.cli.serve import serve
 
 app = typer.Typer(
@@ -16,6 +17,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command()(serve)
+app.command()(demo)
 
 
 @app.command()

@@ -1,0 +1,211 @@
+"""`wellcar demo`: the update server on embedded defaults with a simulated fleet rolling out."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import random
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from wellcar.fleetsim import NodePhase, SimulatedNode
+from wellcar.omaha import FLATCAR_APP_ID
+
+console = Console()
+FIRST_VERSION = "4459.2.0"
+
+
+class DemoError(Exception):
+    """The demo could not start or talk to its server."""
+
+
+@dataclass
+class DemoServer:
+    base_url: str
+    token: str
+    process: subprocess.Popen[bytes]
+
+    def api(
+        self, method: str, path: str, body: dict[str, object] | None = None
+    ) -> dict[str, object]:
+        resp = httpx.request(
+            method,
+            f"{self.base_url}/api{path}",
+            json=body,
+            timeout=10,
+            headers={"Authorization": f"Bearer {self.token}"},
+        )
+        if resp.status_code >= 400:
+            raise DemoError(f"{method} /api{path} answered {resp.status_code}: {resp.text[:300]}")
+        data: dict[str, object] = resp.json()
+        return data
+
+
+def start_server(data_dir: Path, host: str, port: int) -> DemoServer:
+    token = os.environ.get("WELLCAR_ADMIN_TOKEN") or "demo-admin-token"
+    env = {**os.environ, "WELLCAR_ADMIN_TOKEN": token}
+    cmd = [
+        sys.executable,
+        "-m",
+        "wellcar.cli.main",
+        "serve",
+        "--data-dir",
+        str(data_dir),
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
+    proc = subprocess.Popen(cmd, env=env)
+    url = f"http://{host}:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise DemoError(f"the server exited with code {proc.returncode}; is port {port} free?")
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return DemoServer(url, token, proc)
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    proc.terminate()
+    raise DemoError("the server did not become healthy within 60 s")
+
+
+def next_version(version: str) -> str:
+    major, minor, patch = (int(p) for p in version.split("."))
+    return f"{major}.{minor}.{patch + 1}"
+
+
+def publish(server: DemoServer, app_id: str, channel_id: str, version: str) -> None:
+    fake = f"demo payload {version}".encode()  # no real payload yet: digests of a stand-in
+    pkg = server.api(
+        "POST",
+        f"/apps/{app_id}/packages",
+        {
+            "type": 1,
+            "version": version,
+            "arch": 1,
+            "url": f"http://127.0.0.1:8000/payloads/{version}/",
+            "filename": "wellcar_production_update.gz",
+            "size": "480000000",
+            "hash": base64.b64encode(hashlib.sha1(fake).digest()).decode(),
+            "flatcar_action": {"sha256": base64.b64encode(hashlib.sha256(fake).digest()).decode()},
+            "channels_blacklist": [],
+        },
+    )
+    server.api(
+        "PUT",
+        f"/apps/{app_id}/channels/{channel_id}",
+        {"name": "stable", "color": "#1f9d55", "arch": 1, "package_id": pkg["id"]},
+    )
+
+
+def seed(server: DemoServer) -> tuple[str, str]:
+    apps = server.api("GET", "/apps")
+    listed = apps.get("applications", apps) if isinstance(apps, dict) else apps
+    for app in listed if isinstance(listed, list) else []:
+        if isinstance(app, dict) and app.get("name") == "Wellcar (demo)":
+            raise DemoError("this data dir already holds the demo; remove it or pick another")
+    app = server.api(
+        "POST",
+        "/apps",
+        {"id": FLATCAR_APP_ID, "name": "Wellcar (demo)", "description": "demo fleet"},
+    )
+    app_id = str(app["id"])
+    channel = server.api(
+        "POST", f"/apps/{app_id}/channels", {"name": "stable", "color": "#1f9d55", "arch": 1}
+    )
+    channel_id = str(channel["id"])
+    publish(server, app_id, channel_id, FIRST_VERSION)
+    server.api(
+        "POST",
+        f"/apps/{app_id}/groups",
+        {
+            "name": "Stable",
+            "track": "stable",
+            "channel_id": channel_id,
+            "description": "demo",
+            "policy_updates_enabled": True,
+            "policy_safe_mode": True,
+            "policy_office_hours": False,
+            "policy_timezone": "UTC",
+            "policy_period_interval": "1 minutes",
+            "policy_max_updates_per_period": 8,
+            "policy_update_timeout": "5 minutes",
+        },
+    )
+    return app_id, channel_id
+
+
+def fleet_table(nodes: list[SimulatedNode], channel_version: str, elapsed: float) -> Table:
+    table = Table(title=f"demo fleet: channel stable at {channel_version} ({elapsed:.0f} s)")
+    table.add_column("version")
+    table.add_column("nodes", justify="right")
+    for version, count in sorted(Counter(n.version for n in nodes).items()):
+        table.add_row(version, str(count))
+    phases = Counter(n.phase for n in nodes)
+    table.add_section()
+    for phase in NodePhase:
+        table.add_row(f"[dim]{phase.value}[/dim]", str(phases.get(phase, 0)))
+    return table
+
+
+def demo(
+    data_dir: Annotated[Path, typer.Option(help="Where the demo's server keeps its data")] = Path(
+        "var/demo"
+    ),
+    port: Annotated[int, typer.Option(help="Port of the demo's server (127.0.0.1)")] = 8000,
+    nodes: Annotated[int, typer.Option(min=1, max=2000, help="Simulated nodes")] = 40,
+    release_every: Annotated[float, typer.Option(help="Seconds between new versions")] = 60.0,
+    duration: Annotated[float, typer.Option(help="Stop after this many seconds (0: run)")] = 0.0,
+) -> None:
+    """Run the update server on SQLite with a simulated fleet that keeps updating."""
+    try:
+        server = start_server(data_dir, "127.0.0.1", port)
+    except DemoError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    try:
+        app_id, channel_id = seed(server)
+        console.print(f"server: {server.base_url}  (REST docs: {server.base_url}/docs)")
+        console.print(f"admin token: {server.token}  (export WELLCAR_TOKEN=… for `wellcar api`)")
+        rng = random.Random(7)
+        fleet = [
+            SimulatedNode(f"demo-{i:04d}", FIRST_VERSION, failure_rate=0.05, rng=random.Random(i))
+            for i in range(nodes)
+        ]
+        channel_version, started, last_release = FIRST_VERSION, time.monotonic(), time.monotonic()
+        omaha_url = f"{server.base_url}/v1/update/"
+        with httpx.Client() as http, Live(console=console, refresh_per_second=2) as live:
+            while duration <= 0 or time.monotonic() - started < duration:
+                if time.monotonic() - last_release > release_every:
+                    channel_version = next_version(channel_version)
+                    publish(server, app_id, channel_id, channel_version)
+                    last_release = time.monotonic()
+                for node in rng.sample(fleet, k=max(1, len(fleet) // 4)):
+                    node.step(http, omaha_url)
+                live.update(fleet_table(fleet, channel_version, time.monotonic() - started))
+                time.sleep(0.5)
+    except DemoError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    except KeyboardInterrupt:
+        console.print("stopping")
+    finally:
+        server.process.terminate()
+        server.process.wait(timeout=10)
