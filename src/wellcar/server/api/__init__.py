@@ -4,4 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from wellcar.server.api import activity, applications, channels, groups, instances, packages, stats
+
 api_router = APIRouter(prefix="/api")
+for _module in (applications, groups, channels, packages, instances, stats, activity):
+    api_router.include_router(_module.router)

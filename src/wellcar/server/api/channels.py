@@ -1,0 +1,175 @@
+"""/api/apps/{app}/channels and channel floors (/api/channels/{channel}/floors)."""
+
+from __future__ import annotations
+
+from fastapi import Body, Response
+
+from wellcar.server import fleet_queries as fq
+
+from .common import EngineDep, PageParam, PerPageParam, make_router, paging, read_tx, write_tx
+from .deps import Admin, Now, Reader
+from .errors import ERROR_RESPONSES, WRITE_ERROR_RESPONSES
+from .models import (
+    Channel,
+    ChannelCreate,
+    ChannelFloor,
+    ChannelsPage,
+    ChannelUpdate,
+    FloorInput,
+    FloorsPage,
+)
+
+router = make_router("channels")
+
+
+@router.get("/apps/{app_id}/channels", response_model=ChannelsPage, responses=ERROR_RESPONSES)
+def list_channels(
+    _: Reader, engine: EngineDep, app_id: str, page: PageParam = 1, perpage: PerPageParam = 10
+) -> ChannelsPage:
+    """The application's channels by name, each with its package."""
+    limit, offset = paging(page, perpage)
+    with read_tx(engine) as conn:
+        return fq.list_channels(conn, fq.resolve_app(conn, app_id), limit, offset)
+
+
+@router.post("/apps/{app_id}/channels", response_model=Channel, responses=WRITE_ERROR_RESPONSES)
+def create_channel(
+    _: Admin, engine: EngineDep, now: Now, app_id: str, body: ChannelCreate
+) -> Channel:
+    """Create a channel; its package must be of the channel's arch (or all) and allow it."""
+    with write_tx(engine) as conn:
+        resolved = fq.resolve_app(conn, app_id)
+        channel_id = fq.create_channel(conn, resolved, body, now)
+        return fq.get_channel(conn, resolved, channel_id)
+
+
+@router.get(
+    "/apps/{app_id}/channels/{channel_id}", response_model=Channel, responses=ERROR_RESPONSES
+)
+def get_channel(_: Reader, engine: EngineDep, app_id: str, channel_id: str) -> Channel:
+    with read_tx(engine) as conn:
+        return fq.get_channel(conn, fq.resolve_app(conn, app_id), channel_id)
+
+
+@router.put(
+    "/apps/{app_id}/channels/{channel_id}", response_model=Channel, responses=WRITE_ERROR_RESPONSES
+)
+def update_channel(
+    _: Admin, engine: EngineDep, now: Now, app_id: str, channel_id: str, body: ChannelUpdate
+) -> Channel:
+    """Rename, recolour or point the channel at another package (logged as activity)."""
+    with write_tx(engine) as conn:
+        resolved = fq.resolve_app(conn, app_id)
+        fq.update_channel(conn, resolved, channel_id, body, now)
+        return fq.get_channel(conn, resolved, channel_id)
+
+
+@router.delete(
+    "/apps/{app_id}/channels/{channel_id}", status_code=204, responses=WRITE_ERROR_RESPONSES
+)
+def delete_channel(_: Admin, engine: EngineDep, app_id: str, channel_id: str) -> Response:
+    """Delete the channel; groups on it are left without a channel."""
+    with write_tx(engine) as conn:
+        fq.delete_channel(conn, fq.resolve_app(conn, app_id), channel_id)
+    return Response(status_code=204)
+
+
+# Floors: Nebraska's paths, plus the same under /api/apps/{app} for scripts that
+# think in applications.
+
+
+@router.get("/channels/{channel_id}/floors", response_model=FloorsPage, responses=ERROR_RESPONSES)
+def list_floors(
+    _: Reader, engine: EngineDep, channel_id: str, page: PageParam = 1, perpage: PerPageParam = 10
+) -> FloorsPage:
+    """Packages every client must pass through on this channel, oldest first."""
+    limit, offset = paging(page, perpage)
+    with read_tx(engine) as conn:
+        channel = fq.get_channel(conn, None, channel_id)
+        return fq.list_floors(conn, channel.id, limit, offset)
+
+
+@router.post(
+    "/channels/{channel_id}/floors/{package_id}",
+    response_model=ChannelFloor,
+    responses=WRITE_ERROR_RESPONSES,
+)
+@router.put(
+    "/channels/{channel_id}/floors/{package_id}",
+    response_model=ChannelFloor,
+    responses=WRITE_ERROR_RESPONSES,
+)
+def add_floor(
+    _: Admin,
+    engine: EngineDep,
+    now: Now,
+    channel_id: str,
+    package_id: str,
+    body: FloorInput | None = Body(default=None),
+) -> ChannelFloor:
+    """Mark a package as a floor of the channel (again: update the reason)."""
+    reason = body.floor_reason if body is not None else None
+    with write_tx(engine) as conn:
+        return fq.add_floor(conn, channel_id, package_id, reason, now)
+
+
+@router.delete(
+    "/channels/{channel_id}/floors/{package_id}", status_code=204, responses=WRITE_ERROR_RESPONSES
+)
+def remove_floor(_: Admin, engine: EngineDep, channel_id: str, package_id: str) -> Response:
+    with write_tx(engine) as conn:
+        fq.remove_floor(conn, channel_id, package_id)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/apps/{app_id}/channels/{channel_id}/floors",
+    response_model=FloorsPage,
+    responses=ERROR_RESPONSES,
+)
+def list_app_floors(
+    _: Reader,
+    engine: EngineDep,
+    app_id: str,
+    channel_id: str,
+    page: PageParam = 1,
+    perpage: PerPageParam = 10,
+) -> FloorsPage:
+    limit, offset = paging(page, perpage)
+    with read_tx(engine) as conn:
+        channel = fq.get_channel(conn, fq.resolve_app(conn, app_id), channel_id)
+        return fq.list_floors(conn, channel.id, limit, offset)
+
+
+@router.put(
+    "/apps/{app_id}/channels/{channel_id}/floors/{package_id}",
+    response_model=ChannelFloor,
+    responses=WRITE_ERROR_RESPONSES,
+)
+def add_app_floor(
+    _: Admin,
+    engine: EngineDep,
+    now: Now,
+    app_id: str,
+    channel_id: str,
+    package_id: str,
+    body: FloorInput | None = Body(default=None),
+) -> ChannelFloor:
+    reason = body.floor_reason if body is not None else None
+    with write_tx(engine) as conn:
+        channel = fq.get_channel(conn, fq.resolve_app(conn, app_id), channel_id)
+        return fq.add_floor(conn, channel.id, package_id, reason, now)
+
+
+@router.delete(
+    "/apps/{app_id}/channels/{channel_id}/floors/{package_id}",
+    status_code=204,
+    responses=WRITE_ERROR_RESPONSES,
+)
+def remove_app_floor(
+    _: Admin, engine: EngineDep, app_id: str, channel_id: str, package_id: str
+) -> Response:
+    with write_tx(engine) as conn:
+        channel = fq.get_channel(conn, fq.resolve_app(conn, app_id), channel_id)
+        fq.remove_floor(conn, channel.id, package_id)
+    return Response(status_code=204)

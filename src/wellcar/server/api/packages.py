@@ -1,0 +1,88 @@
+"""/api/apps/{app}/packages: update payloads (versions) of an application."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Query, Response
+
+from wellcar.server import fleet_queries as fq
+
+from .common import EngineDep, PageParam, PerPageParam, make_router, paging, read_tx, write_tx
+from .deps import Admin, Now, Reader
+from .errors import ERROR_RESPONSES, WRITE_ERROR_RESPONSES
+from .models import FloorChannels, Package, PackageCreate, PackagesPage, PackageUpdate
+
+router = make_router("packages")
+
+
+@router.get("/apps/{app_id}/packages", response_model=PackagesPage, responses=ERROR_RESPONSES)
+def list_packages(
+    _: Reader,
+    engine: EngineDep,
+    app_id: str,
+    page: PageParam = 1,
+    perpage: PerPageParam = 10,
+    search_version: Annotated[
+        str | None, Query(alias="searchVersion", description="part of the version")
+    ] = None,
+) -> PackagesPage:
+    """The application's packages, newest version first."""
+    limit, offset = paging(page, perpage)
+    with read_tx(engine) as conn:
+        return fq.list_packages(conn, fq.resolve_app(conn, app_id), limit, offset, search_version)
+
+
+@router.post("/apps/{app_id}/packages", response_model=Package, responses=WRITE_ERROR_RESPONSES)
+def create_package(
+    _: Admin, engine: EngineDep, now: Now, app_id: str, body: PackageCreate
+) -> Package:
+    """Register a package; nothing is downloaded or hashed: send size, hash and sha256."""
+    with write_tx(engine) as conn:
+        resolved = fq.resolve_app(conn, app_id)
+        package_id = fq.create_package(conn, resolved, body, now)
+        return fq.get_package(conn, resolved, package_id)
+
+
+@router.get(
+    "/apps/{app_id}/packages/{package_id}", response_model=Package, responses=ERROR_RESPONSES
+)
+def get_package(_: Reader, engine: EngineDep, app_id: str, package_id: str) -> Package:
+    with read_tx(engine) as conn:
+        return fq.get_package(conn, fq.resolve_app(conn, app_id), package_id)
+
+
+@router.put(
+    "/apps/{app_id}/packages/{package_id}", response_model=Package, responses=WRITE_ERROR_RESPONSES
+)
+def update_package(
+    _: Admin, engine: EngineDep, now: Now, app_id: str, package_id: str, body: PackageUpdate
+) -> Package:
+    """Change a package; fields left out keep their value, the arch cannot change."""
+    with write_tx(engine) as conn:
+        resolved = fq.resolve_app(conn, app_id)
+        fq.update_package(conn, resolved, package_id, body, now)
+        return fq.get_package(conn, resolved, package_id)
+
+
+@router.delete(
+    "/apps/{app_id}/packages/{package_id}", status_code=204, responses=WRITE_ERROR_RESPONSES
+)
+def delete_package(_: Admin, engine: EngineDep, app_id: str, package_id: str) -> Response:
+    """Delete a package that no channel serves and that is no channel's floor."""
+    with write_tx(engine) as conn:
+        fq.delete_package(conn, fq.resolve_app(conn, app_id), package_id)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/apps/{app_id}/packages/{package_id}/floor-channels",
+    response_model=FloorChannels,
+    responses=ERROR_RESPONSES,
+)
+def package_floor_channels(
+    _: Reader, engine: EngineDep, app_id: str, package_id: str
+) -> FloorChannels:
+    """The channels on which this package is a floor."""
+    with read_tx(engine) as conn:
+        return fq.package_floor_channels(conn, fq.resolve_app(conn, app_id), package_id)

@@ -1,0 +1,67 @@
+"""Per-group statistics: version breakdown, version and status timelines, status counts."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Query
+
+from wellcar.server import fleet_queries as fq
+from wellcar.server import fleet_stats as fs
+
+from .common import EngineDep, make_router, read_tx
+from .deps import Now, Reader
+from .errors import ERROR_RESPONSES
+from .models import InstancesStats, StatusTimeline, VersionBreakdownEntry, VersionTimeline
+
+router = make_router("statistics")
+
+Duration = Annotated[str, Query(description="1h, 1d, 7d or 30d")]
+GROUP = "/apps/{app_id}/groups/{group_id}"
+
+
+@router.get(
+    f"{GROUP}/version_breakdown",
+    response_model=list[VersionBreakdownEntry],
+    responses=ERROR_RESPONSES,
+)
+def version_breakdown(
+    _: Reader, engine: EngineDep, now: Now, app_id: str, group_id: str
+) -> list[VersionBreakdownEntry]:
+    """Versions run by the group's instances seen in the last 24 hours."""
+    with read_tx(engine) as conn:
+        group = fq.group_row(conn, fq.resolve_app(conn, app_id), group_id)
+        return fs.version_breakdown(conn, group.id, now)
+
+
+@router.get(f"{GROUP}/version_timeline", response_model=VersionTimeline, responses=ERROR_RESPONSES)
+def version_timeline(
+    _: Reader, engine: EngineDep, now: Now, app_id: str, group_id: str, duration: Duration = "1d"
+) -> VersionTimeline:
+    """For each time step of the window: instances per version (RFC 3339 -> version -> n)."""
+    with read_tx(engine) as conn:
+        group = fq.group_row(conn, fq.resolve_app(conn, app_id), group_id)
+        return fs.version_timeline(conn, group.id, duration, now)
+
+
+@router.get(f"{GROUP}/status_timeline", response_model=StatusTimeline, responses=ERROR_RESPONSES)
+def status_timeline(
+    _: Reader, engine: EngineDep, now: Now, app_id: str, group_id: str, duration: Duration = "1d"
+) -> StatusTimeline:
+    """For each time step: status changes in the step before it (time -> status -> version -> n)."""
+    with read_tx(engine) as conn:
+        group = fq.group_row(conn, fq.resolve_app(conn, app_id), group_id)
+        return fs.status_timeline(conn, group.id, duration, now)
+
+
+@router.get(f"{GROUP}/instances_stats", response_model=InstancesStats, responses=ERROR_RESPONSES)
+def instances_stats(
+    _: Reader, engine: EngineDep, now: Now, app_id: str, group_id: str, duration: Duration = "1d"
+) -> InstancesStats:
+    """The group's instances seen within the window, by status."""
+    with read_tx(engine) as conn:
+        resolved = fq.resolve_app(conn, app_id)
+        group = fq.get_group(conn, resolved, group_id)
+        package = group.channel.package if group.channel else None
+        version = package.version if package else None
+        return fs.instances_stats(conn, group.id, version, duration, now)
