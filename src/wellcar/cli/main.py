@@ -7,6 +7,7 @@ import sys
 import typer
 
 from wellcar import __version__
+from wellcar.cli.api_commands import api_app
 from wellcar.cli.demo import demo
 from wellcar.cli.serve import serve
 
@@ -26,15 +27,7 @@ def version() -> None:
     typer.echo(__version__)
 
 
-def _mount_optional() -> None:
-    try:
-        from wellcar.cli.api_commands import api_app
-    except ImportError:  # pragma: no cover - during development of the API client
-        return
-    app.add_typer(api_app, name="api", help="Script the update server's REST API")
-
-
-_mount_optional()
+app.add_typer(api_app, name="api", help="Script the update server's REST API")
 
 
 def main() -> None:
