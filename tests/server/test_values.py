@@ -8,7 +8,7 @@ import pytest
 
 from wellcar.server.errors import InvalidInput
 from wellcar.server.intervals import parse_interval
-from wellcar.server.office_hours import parse_office_hours
+from wellcar.server.office_hours import load_timezone, parse_office_hours
 from wellcar.server.semver import is_valid, less_than, parse_version
 
 
@@ -85,3 +85,10 @@ def test_semver_order() -> None:
 @pytest.mark.parametrize("text", ["1.0", "01.2.3", "1.2.3.4", "", "v1.2.3", "1.2.3-", "9" * 200])
 def test_semver_invalid(text: str) -> None:
     assert not is_valid(text)
+
+
+def test_absurd_values_are_input_errors() -> None:
+    with pytest.raises(InvalidInput, match="longer than a year"):
+        parse_interval("9999999999999 minutes")
+    with pytest.raises(InvalidInput, match="unknown time zone"):
+        load_timezone("Europe/" + "x" * 5000)

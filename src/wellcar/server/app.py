@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from wellcar.omaha import OmahaParseError, parse_request, render_response
 from wellcar.server.auth import Tokens
 from wellcar.server.clock import Clock, utc_now
-from wellcar.server.db.engine import create_db_engine, migrate
+from wellcar.server.db.engine import READ_ONLY, create_db_engine, migrate
 from wellcar.server.metrics import ServerMetrics
 from wellcar.server.omaha_endpoint import OmahaContext, OmahaEndpoint
 from wellcar.server.settings import ServerSettings
@@ -116,7 +116,7 @@ def create_app(
     @app.get("/health", tags=["service"])
     def health() -> JSONResponse:
         try:
-            with engine.connect() as conn:
+            with engine.connect().execution_options(**{READ_ONLY: True}) as conn:
                 conn.execute(text("SELECT 1"))
         except Exception as exc:  # any database failure means "not healthy"
             return JSONResponse({"status": "unhealthy", "reason": str(exc)[:200]}, status_code=503)

@@ -56,6 +56,8 @@ def parse_interval(text: str) -> timedelta:
                 f"invalid interval {text!r}: write it like '15 minutes' or '1 hours'"
             )
         seconds = int(seconds_f)
+    if seconds > MAX_INTERVAL.total_seconds():
+        raise InvalidInput(f"interval {text!r} is longer than a year")
     result = timedelta(seconds=seconds)
     if result <= timedelta(0):
         raise InvalidInput(f"interval {text!r} must be longer than zero")

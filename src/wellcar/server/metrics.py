@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 
 from wellcar.server.clock import Clock
 from wellcar.server.db import schema as t
+from wellcar.server.db.engine import READ_ONLY
 from wellcar.server.fleet_codes import InstanceStatus
 from wellcar.server.policy import ACTIVITY_WINDOW
 
@@ -39,7 +40,7 @@ class FleetCollector(Collector):
             "Instances whose last update failed (status Error), seen in the last 24 h",
             labels=["application"],
         )
-        with self.engine.connect() as conn:
+        with self.engine.connect().execution_options(**{READ_ONLY: True}) as conn:
             rows = conn.execute(
                 select(app.c.name, func.coalesce(ch.c.name, ""), ia.c.version, func.count())
                 .select_from(

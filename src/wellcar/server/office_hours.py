@@ -75,7 +75,7 @@ def parse_office_hours(spec: str) -> OfficeHours:
 def load_timezone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:  # OSError: absurdly long names
         raise InvalidInput(
             f"unknown time zone {name!r}: use an IANA name like 'Europe/Berlin'"
         ) from exc

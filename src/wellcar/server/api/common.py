@@ -9,6 +9,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from sqlalchemy.engine import Connection, Engine
 
+from wellcar.server.db.engine import READ_ONLY as READ_ONLY_OPTION
+
 from .deps import get_engine
 from .errors import ApiRoute
 
@@ -36,11 +38,6 @@ def write_tx(engine: Engine) -> Iterator[Connection]:
     """A transaction committed before the response is sent and rolled back on any error."""
     with engine.begin() as conn:
         yield conn
-
-
-# Marks connections that only read, so the SQLite "begin" hook can open a deferred
-# (snapshot) transaction instead of taking the write lock; other backends ignore it.
-READ_ONLY_OPTION = "wellcar_read_only"
 
 
 @contextmanager

@@ -11,6 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.engine import Connection, Engine
 
 from wellcar.server.auth import Role, Tokens
+from wellcar.server.db.engine import READ_ONLY
 
 _bearer = HTTPBearer(
     auto_error=False, description="admin token for writes, read-only token for reads"
@@ -57,7 +58,7 @@ def require_admin(
 
 
 def read_conn(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Connection]:
-    with engine.connect() as conn:
+    with engine.connect().execution_options(**{READ_ONLY: True}) as conn:
         yield conn
 
 

@@ -49,10 +49,17 @@ def _sqlite_pragmas(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
     cur.close()
 
 
+READ_ONLY = "wellcar_read_only"  # execution option: this connection only reads
+
+
 def _sqlite_begin(conn: Any) -> None:
-    # Take the write lock at BEGIN: a grant decision reads counts and then writes,
-    # and must not interleave with another one (max updates per period).
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # Writers take the write lock at BEGIN: a grant decision reads counts and then
+    # writes, and must not interleave with another one (max updates per period).
+    # Readers (REST reads, metrics) take no lock, so they never hold up check-ins.
+    if conn.get_execution_options().get(READ_ONLY):
+        conn.exec_driver_sql("BEGIN")
+    else:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def create_db_engine(url: str, *, pool_size: int = 10) -> Engine:
