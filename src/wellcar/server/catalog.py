@@ -57,6 +57,7 @@ class GroupView:
     channel_id: str | None
     package: OfferedPackage | None  # the channel's package
     package_blacklisted: bool  # the channel's package is blacklisted for this channel
+    has_floors: bool  # the channel has floor packages (else no need to look them up)
     policy: RolloutPolicy
     rollout_in_progress: bool
 
@@ -167,8 +168,14 @@ def load_group(conn: Connection, group_id: str, *, for_update: bool = False) -> 
         .exists()
         .label("blacklisted")
     )
+    has_floors = (
+        select(t.channel_package_floors.c.package_id)
+        .where(t.channel_package_floors.c.channel_id == t.groups.c.channel_id)
+        .exists()
+        .label("has_floors")
+    )
     query = (
-        select(t.groups, blacklisted, *_PKG_COLS)
+        select(t.groups, blacklisted, has_floors, *_PKG_COLS)
         .select_from(
             t.groups.outerjoin(t.channel, t.groups.c.channel_id == t.channel.c.id)
             .outerjoin(t.package, t.channel.c.package_id == t.package.c.id)
@@ -191,6 +198,7 @@ def load_group(conn: Connection, group_id: str, *, for_update: bool = False) -> 
         channel_id=g["channel_id"],
         package=_package_from_row(row),
         package_blacklisted=bool(g["blacklisted"]),
+        has_floors=bool(g["has_floors"]),
         policy=_policy_from_row(row),
         rollout_in_progress=bool(g["rollout_in_progress"]),
     )

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import case, insert, select, update
+from sqlalchemy import and_, case, insert, select, update
 from sqlalchemy.engine import Connection
 
 from wellcar.server.db import schema as t
@@ -44,9 +45,10 @@ def get_instance_app(conn: Connection, machine_id: str, app_id: str) -> Instance
     row = conn.execute(
         select(ia).where(ia.c.instance_id == machine_id, ia.c.application_id == app_id)
     ).first()
-    if row is None:
-        return None
-    m = row._mapping
+    return _instance_app_from(row._mapping) if row is not None else None
+
+
+def _instance_app_from(m: Any) -> InstanceApp:
     return InstanceApp(
         instance_id=m["instance_id"],
         application_id=m["application_id"],
@@ -60,13 +62,26 @@ def get_instance_app(conn: Connection, machine_id: str, app_id: str) -> Instance
     )
 
 
+_IDENTITY = ("ip", "alias", "oem", "oem_version", "aleph_version")
+
+
 def register_instance(
     conn: Connection, who: ClientIdentity, app_id: str, group_id: str, version: str, now: datetime
 ) -> InstanceApp:
-    """Create or refresh the instance and its application row; skip writes that change nothing."""
-    inst = t.instance
-    existing = conn.execute(select(inst).where(inst.c.id == who.machine_id)).first()
-    if existing is None:
+    """Create or refresh the instance and its application row; skip writes that change nothing.
+
+    One read (instance joined with its application row) and at most two writes: check-ins
+    are the server's hot path.
+    """
+    inst, ia = t.instance, t.instance_application
+    row = conn.execute(
+        select(*(inst.c[k] for k in _IDENTITY), ia)
+        .select_from(
+            inst.outerjoin(ia, and_(ia.c.instance_id == inst.c.id, ia.c.application_id == app_id))
+        )
+        .where(inst.c.id == who.machine_id)
+    ).first()
+    if row is None:
         conn.execute(
             insert(inst).values(
                 id=who.machine_id,
@@ -79,7 +94,7 @@ def register_instance(
             )
         )
     else:
-        e = existing._mapping
+        e = row._mapping
         # An omitted field never erases what the instance told us before.
         wanted = {
             "ip": who.ip,
@@ -91,8 +106,11 @@ def register_instance(
         if any(e[k] != v for k, v in wanted.items()):
             conn.execute(update(inst).where(inst.c.id == who.machine_id).values(**wanted))
 
-    current = get_instance_app(conn, who.machine_id, app_id)
-    ia = t.instance_application
+    current = (
+        _instance_app_from(row._mapping)
+        if row is not None and row._mapping["instance_id"] is not None
+        else None
+    )
     if current is None:
         conn.execute(
             insert(ia).values(
@@ -105,7 +123,8 @@ def register_instance(
                 created_ts=now,
             )
         )
-    elif (
+        return InstanceApp(who.machine_id, app_id, group_id, version, None, now, None, None, False)
+    if (
         current.last_check_for_updates < now - REFRESH_AFTER
         or current.version != version
         or current.group_id != group_id
@@ -115,11 +134,8 @@ def register_instance(
             .where(ia.c.instance_id == who.machine_id, ia.c.application_id == app_id)
             .values(group_id=group_id, version=version, last_check_for_updates=now)
         )
-    else:
-        return current
-    fresh = get_instance_app(conn, who.machine_id, app_id)
-    assert fresh is not None
-    return fresh
+        return replace(current, group_id=group_id, version=version, last_check_for_updates=now)
+    return current
 
 
 def set_status(

@@ -20,6 +20,7 @@ from wellcar.omaha import (
 )
 from wellcar.server.catalog import OfferedPackage, find_application, find_group
 from wellcar.server.clock import Clock
+from wellcar.server.db.engine import begin_write
 from wellcar.server.fleet_codes import LEGACY_GROUP_TRACKS, arch_from_board
 from wellcar.server.instances import ClientIdentity, register_instance
 from wellcar.server.lookup_cache import TtlCache
@@ -103,7 +104,7 @@ class OmahaEndpoint:
         out = AppResponse(appid=app.appid)
         now = self.clock()
         try:
-            with self.engine.begin() as conn:
+            with begin_write(self.engine) as conn:
                 app_id = self._apps.get_or_load(
                     app.appid, lambda: find_application(conn, app.appid)
                 )

@@ -66,7 +66,9 @@ def _next_packages(
 ) -> list[OfferedPackage]:
     """Floors between `version` and the target, then the target: one step, or all for syncers."""
     assert group.package is not None and group.channel_id is not None
-    floors = floors_above(conn, group.channel_id, version, group.package.version)
+    floors: list[OfferedPackage] = []
+    if group.has_floors:
+        floors = floors_above(conn, group.channel_id, version, group.package.version)
     if floors and floors[-1].id == group.package.id:
         floors = floors[:-1]
     steps = [*floors, group.package]
@@ -116,7 +118,11 @@ def check_for_update(
         return NO_UPDATE
 
     # Decide under the group's lock so concurrent check-ins never exceed the limits.
-    locked = load_group(conn, group_id, for_update=True)
+    # On SQLite this transaction has held the database's write lock since BEGIN, so the
+    # group read above is already the locked view.
+    locked: GroupView | None = group
+    if conn.dialect.name != "sqlite":
+        locked = load_group(conn, group_id, for_update=True)
     if locked is None or locked.package is None:
         return CheckResult(ERR_NO_PACKAGE)
     counts = None

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query
 from sqlalchemy.engine import Connection, Engine
 
 from wellcar.server.db.engine import READ_ONLY as READ_ONLY_OPTION
+from wellcar.server.db.engine import begin_write
 
 from .deps import get_engine
 from .errors import ApiRoute
@@ -36,7 +37,7 @@ def paging(page: int, perpage: int) -> tuple[int, int]:
 @contextmanager
 def write_tx(engine: Engine) -> Iterator[Connection]:
     """A transaction committed before the response is sent and rolled back on any error."""
-    with engine.begin() as conn:
+    with begin_write(engine) as conn:
         yield conn
 
 

@@ -11,7 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.engine import Connection, Engine
 
 from wellcar.server.auth import Role, Tokens
-from wellcar.server.db.engine import READ_ONLY
+from wellcar.server.db.engine import READ_ONLY, begin_write
 
 _bearer = HTTPBearer(
     auto_error=False, description="admin token for writes, read-only token for reads"
@@ -63,7 +63,7 @@ def read_conn(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Connec
 
 
 def write_conn(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Connection]:
-    with engine.begin() as conn:
+    with begin_write(engine) as conn:
         yield conn
 
 
