@@ -4,11 +4,25 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.engine import Connection
 
 from wellcar.server.db import schema as t
 from wellcar.server.fleet_codes import ActivityClass, Severity
+
+_INSERT_ACTIVITY = insert(t.activity)
+_a = t.activity
+_RECENT = (
+    select(_a.c.id)
+    .where(
+        _a.c["class"] == bindparam("b_class"),
+        _a.c.application_id == bindparam("b_app_id"),
+        _a.c.group_id == bindparam("b_group_id"),
+        _a.c.version == bindparam("b_version"),
+        _a.c.created_ts > bindparam("b_since"),
+    )
+    .limit(1)
+)
 
 
 def add_activity(
@@ -24,18 +38,17 @@ def add_activity(
     instance_id: str | None = None,
 ) -> None:
     conn.execute(
-        insert(t.activity).values(
-            {
-                "class": int(cls),
-                "severity": int(severity),
-                "version": version,
-                "application_id": app_id,
-                "group_id": group_id,
-                "channel_id": channel_id,
-                "instance_id": instance_id,
-                "created_ts": now,
-            }
-        )
+        _INSERT_ACTIVITY,
+        {
+            "class": int(cls),
+            "severity": int(severity),
+            "version": version,
+            "application_id": app_id,
+            "group_id": group_id,
+            "channel_id": channel_id,
+            "instance_id": instance_id,
+            "created_ts": now,
+        },
     )
 
 
@@ -48,16 +61,11 @@ def has_recent_activity(
     now: datetime,
     within: timedelta,
 ) -> bool:
-    a = t.activity
-    found = conn.execute(
-        select(a.c.id)
-        .where(
-            a.c["class"] == int(cls),
-            a.c.application_id == app_id,
-            a.c.group_id == group_id,
-            a.c.version == version,
-            a.c.created_ts > now - within,
-        )
-        .limit(1)
-    ).first()
-    return found is not None
+    params = {
+        "b_class": int(cls),
+        "b_app_id": app_id,
+        "b_group_id": group_id,
+        "b_version": version,
+        "b_since": now - within,
+    }
+    return conn.execute(_RECENT, params).first() is not None

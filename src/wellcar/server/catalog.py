@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import Select, and_, bindparam, or_, select
 from sqlalchemy.engine import Connection
 
 from wellcar.server.db import schema as t
@@ -157,8 +158,7 @@ def _package_from_row(m: object, floor_reason: str | None = None) -> OfferedPack
     )
 
 
-def load_group(conn: Connection, group_id: str, *, for_update: bool = False) -> GroupView | None:
-    """The group with its channel's package; `for_update` locks the row (PostgreSQL)."""
+def _build_load_group(*, for_update: bool) -> Select[Any]:
     blacklisted = (
         select(t.package_channel_blacklist.c.package_id)
         .where(
@@ -181,13 +181,24 @@ def load_group(conn: Connection, group_id: str, *, for_update: bool = False) -> 
             .outerjoin(t.package, t.channel.c.package_id == t.package.c.id)
             .outerjoin(t.flatcar_action, t.flatcar_action.c.package_id == t.package.c.id)
         )
-        .where(t.groups.c.id == group_id)
+        .where(t.groups.c.id == bindparam("b_group_id"))
     )
     if for_update:
         # NO KEY UPDATE: inserts referencing the group hold KEY SHARE locks on it;
         # a plain FOR UPDATE would deadlock against them.
         query = query.with_for_update(of=t.groups, key_share=True)
-    row = conn.execute(query).first()
+    return query
+
+
+# Built once: constructing this join and its cache key cost more than running it.
+_LOAD_GROUP = _build_load_group(for_update=False)
+_LOAD_GROUP_LOCKED = _build_load_group(for_update=True)
+
+
+def load_group(conn: Connection, group_id: str, *, for_update: bool = False) -> GroupView | None:
+    """The group with its channel's package; `for_update` locks the row (PostgreSQL)."""
+    query = _LOAD_GROUP_LOCKED if for_update else _LOAD_GROUP
+    row = conn.execute(query, {"b_group_id": group_id}).first()
     if row is None:
         return None
     g = row._mapping

@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, insert, select, update
+from sqlalchemy import and_, bindparam, case, insert, select, update
 from sqlalchemy.engine import Connection
 
 from wellcar.server.db import schema as t
@@ -40,11 +40,45 @@ class InstanceApp:
     update_in_progress: bool
 
 
+# Statements of the check-in hot path, built once: building a statement and its cache key
+# costs more than executing it. Bind names starting "b_" are the WHERE values.
+_ia = t.instance_application
+_this_ia = and_(
+    _ia.c.instance_id == bindparam("b_machine_id"), _ia.c.application_id == bindparam("b_app_id")
+)
+_GET_INSTANCE_APP = select(_ia).where(_this_ia)
+_REGISTER_READ = (
+    select(*(t.instance.c[k] for k in ("ip", "alias", "oem", "oem_version", "aleph_version")), _ia)
+    .select_from(
+        t.instance.outerjoin(
+            _ia,
+            and_(
+                _ia.c.instance_id == t.instance.c.id, _ia.c.application_id == bindparam("b_app_id")
+            ),
+        )
+    )
+    .where(t.instance.c.id == bindparam("b_machine_id"))
+)
+_INSERT_INSTANCE = insert(t.instance)
+_INSERT_INSTANCE_APP = insert(_ia)
+_INSERT_HISTORY = insert(t.instance_status_history)
+_REFRESH_INSTANCE_APP = update(_ia).where(_this_ia)
+_SET_STATUS = update(_ia).where(_this_ia).values(status=bindparam("status"))
+_SET_STATUS_ENDING = _SET_STATUS.values(update_in_progress=False)
+_SET_STATUS_COMPLETE = _SET_STATUS_ENDING.values(
+    version=case(
+        (_ia.c.last_update_version.is_not(None), _ia.c.last_update_version), else_=_ia.c.version
+    )
+)
+_SET_STATUS_GRANTED = _SET_STATUS.values(
+    last_update_granted_ts=bindparam("last_update_granted_ts"),
+    last_update_version=bindparam("last_update_version"),
+    update_in_progress=True,
+)
+
+
 def get_instance_app(conn: Connection, machine_id: str, app_id: str) -> InstanceApp | None:
-    ia = t.instance_application
-    row = conn.execute(
-        select(ia).where(ia.c.instance_id == machine_id, ia.c.application_id == app_id)
-    ).first()
+    row = conn.execute(_GET_INSTANCE_APP, {"b_machine_id": machine_id, "b_app_id": app_id}).first()
     return _instance_app_from(row._mapping) if row is not None else None
 
 
@@ -62,9 +96,6 @@ def _instance_app_from(m: Any) -> InstanceApp:
     )
 
 
-_IDENTITY = ("ip", "alias", "oem", "oem_version", "aleph_version")
-
-
 def register_instance(
     conn: Connection, who: ClientIdentity, app_id: str, group_id: str, version: str, now: datetime
 ) -> InstanceApp:
@@ -73,25 +104,20 @@ def register_instance(
     One read (instance joined with its application row) and at most two writes: check-ins
     are the server's hot path.
     """
-    inst, ia = t.instance, t.instance_application
-    row = conn.execute(
-        select(*(inst.c[k] for k in _IDENTITY), ia)
-        .select_from(
-            inst.outerjoin(ia, and_(ia.c.instance_id == inst.c.id, ia.c.application_id == app_id))
-        )
-        .where(inst.c.id == who.machine_id)
-    ).first()
+    inst = t.instance
+    row = conn.execute(_REGISTER_READ, {"b_machine_id": who.machine_id, "b_app_id": app_id}).first()
     if row is None:
         conn.execute(
-            insert(inst).values(
-                id=who.machine_id,
-                ip=who.ip,
-                alias=who.alias,
-                oem=who.oem,
-                oem_version=who.oem_version,
-                aleph_version=who.aleph_version,
-                created_ts=now,
-            )
+            _INSERT_INSTANCE,
+            {
+                "id": who.machine_id,
+                "ip": who.ip,
+                "alias": who.alias,
+                "oem": who.oem,
+                "oem_version": who.oem_version,
+                "aleph_version": who.aleph_version,
+                "created_ts": now,
+            },
         )
     else:
         e = row._mapping
@@ -113,15 +139,16 @@ def register_instance(
     )
     if current is None:
         conn.execute(
-            insert(ia).values(
-                instance_id=who.machine_id,
-                application_id=app_id,
-                group_id=group_id,
-                version=version,
-                last_check_for_updates=now,
-                update_in_progress=False,
-                created_ts=now,
-            )
+            _INSERT_INSTANCE_APP,
+            {
+                "instance_id": who.machine_id,
+                "application_id": app_id,
+                "group_id": group_id,
+                "version": version,
+                "last_check_for_updates": now,
+                "update_in_progress": False,
+                "created_ts": now,
+            },
         )
         return InstanceApp(who.machine_id, app_id, group_id, version, None, now, None, None, False)
     if (
@@ -130,9 +157,14 @@ def register_instance(
         or current.group_id != group_id
     ):
         conn.execute(
-            update(ia)
-            .where(ia.c.instance_id == who.machine_id, ia.c.application_id == app_id)
-            .values(group_id=group_id, version=version, last_check_for_updates=now)
+            _REFRESH_INSTANCE_APP,
+            {
+                "b_machine_id": who.machine_id,
+                "b_app_id": app_id,
+                "group_id": group_id,
+                "version": version,
+                "last_check_for_updates": now,
+            },
         )
         return replace(current, group_id=group_id, version=version, last_check_for_updates=now)
     return current
@@ -149,32 +181,28 @@ def set_status(
     """Move the instance to `status` and record it in the history; no-op if already there."""
     if current.status == status:
         return
-    ia = t.instance_application
-    values: dict[str, object] = {"status": int(status)}
+    params: dict[str, object] = {
+        "b_machine_id": current.instance_id,
+        "b_app_id": current.application_id,
+        "status": int(status),
+    }
     if status is InstanceStatus.UPDATE_GRANTED:
-        values.update(
-            last_update_granted_ts=now, last_update_version=grant_version, update_in_progress=True
-        )
-    if status is InstanceStatus.COMPLETE:
-        values["version"] = case(
-            (ia.c.last_update_version.is_not(None), ia.c.last_update_version), else_=ia.c.version
-        )
-    if status in ENDS_UPDATE_STATUSES:
-        values["update_in_progress"] = False
+        params.update(last_update_granted_ts=now, last_update_version=grant_version)
+        conn.execute(_SET_STATUS_GRANTED, params)
+    elif status is InstanceStatus.COMPLETE:
+        conn.execute(_SET_STATUS_COMPLETE, params)
+    elif status in ENDS_UPDATE_STATUSES:
+        conn.execute(_SET_STATUS_ENDING, params)
+    else:
+        conn.execute(_SET_STATUS, params)
     conn.execute(
-        update(ia)
-        .where(
-            ia.c.instance_id == current.instance_id, ia.c.application_id == current.application_id
-        )
-        .values(**values)
-    )
-    conn.execute(
-        insert(t.instance_status_history).values(
-            status=int(status),
-            version=grant_version if grant_version is not None else current.last_update_version,
-            instance_id=current.instance_id,
-            application_id=current.application_id,
-            group_id=current.group_id,
-            created_ts=now,
-        )
+        _INSERT_HISTORY,
+        {
+            "status": int(status),
+            "version": grant_version if grant_version is not None else current.last_update_version,
+            "instance_id": current.instance_id,
+            "application_id": current.application_id,
+            "group_id": current.group_id,
+            "created_ts": now,
+        },
     )

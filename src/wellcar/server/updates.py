@@ -38,6 +38,7 @@ FLATCAR_APP_UUID = canonical_uuid(FLATCAR_APP_ID)
 # Event (type, result) pairs the server records, as in Nebraska's event_type table.
 KNOWN_EVENTS = frozenset({(3, 0), (3, 1), (3, 2), (13, 1), (14, 1), (800, 1)})
 ACTIVITY_DEDUP = timedelta(hours=1)
+_INSERT_EVENT = insert(t.event)
 
 STATUS_OK = "ok"
 ERR_REGISTRATION = "error-instanceRegistrationFailed"
@@ -214,16 +215,17 @@ def register_event(
     if (event_type, event_result) not in KNOWN_EVENTS:
         return f"unknown event {event_type}/{event_result}"
     conn.execute(
-        insert(t.event).values(
-            type=event_type,
-            result=event_result,
-            instance_id=machine_id,
-            application_id=app_id,
-            group_id=group_id,
-            previous_version=previous_version,
-            error_code=str(error_code) if error_code is not None else None,
-            created_ts=now,
-        )
+        _INSERT_EVENT,
+        {
+            "type": event_type,
+            "result": event_result,
+            "instance_id": machine_id,
+            "application_id": app_id,
+            "group_id": group_id,
+            "previous_version": previous_version,
+            "error_code": str(error_code) if error_code is not None else None,
+            "created_ts": now,
+        },
     )
     last_version = instance.last_update_version or ""
     completes = event_type == 3 and (
