@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
+from starlette.routing import Route
 
 from wellcar.omaha import OmahaParseError, parse_request, render_response
 from wellcar.server.auth import Tokens
@@ -105,13 +106,13 @@ def create_app(
         metrics.observe_omaha(time.perf_counter() - started)
         return out
 
-    path = "/v1/update/"
+    # Plain Starlette routes: the Omaha endpoint needs none of FastAPI's parameter
+    # machinery, and it is the path every node hits.
+    paths = ["/v1/update/", "/v1/update"]
     if settings.omaha_path_suffix:
-        path = f"/v1/update/{settings.omaha_path_suffix.strip('/')}"
-        app.add_api_route(path, omaha_update, methods=["POST"], include_in_schema=False)
-    else:
-        app.add_api_route(path, omaha_update, methods=["POST"], include_in_schema=False)
-        app.add_api_route("/v1/update", omaha_update, methods=["POST"], include_in_schema=False)
+        paths = [f"/v1/update/{settings.omaha_path_suffix.strip('/')}"]
+    for path in paths:
+        app.router.routes.append(Route(path, omaha_update, methods=["POST"]))
 
     @app.get("/health", tags=["service"])
     def health() -> JSONResponse:
