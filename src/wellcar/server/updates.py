@@ -121,8 +121,9 @@ def check_for_update(
     # Decide under the group's lock so concurrent check-ins never exceed the limits.
     # On SQLite this transaction has held the database's write lock since BEGIN, so the
     # group read above is already the locked view.
+    # A policy without limits has nothing to race on: no lock, grants run in parallel.
     locked: GroupView | None = group
-    if conn.dialect.name != "sqlite":
+    if conn.dialect.name != "sqlite" and group.policy.needs_counts:
         locked = load_group(conn, group_id, for_update=True)
     if locked is None or locked.package is None:
         return CheckResult(ERR_NO_PACKAGE)
