@@ -17,8 +17,9 @@ each backend (SQLite, PostgreSQL) and fleet size:
 
 "Check-ins per second" is Omaha requests answered per second (every request of the walk
 counts, event-only requests included), over the summed round times (publishing a release
-between rounds is not timed). Latency is per request, from writing it to reading the
-whole answer, on `--connections` keep-alive connections (closed loop). After a run the
+between rounds is not timed). Latency is per request, from starting it (TCP connect
+included when it opens one) to reading the whole answer, with `--connections` nodes in
+flight (closed loop); by default a node uses one connection for its walk. After a run the
 database is read back to verify that the server recorded exactly the events and status
 changes the walk implies.
 
@@ -26,7 +27,7 @@ The server, PostgreSQL, and this load generator share the machine; server and da
 CPU time per request is measured from /proc so that results stay interpretable on a
 busy box.
 
-    .venv/bin/python bench/fleet_sim.py                       # full matrix (~15-20 min)
+    .venv/bin/python bench/fleet_sim.py                       # full matrix (~14 min)
     .venv/bin/python bench/fleet_sim.py --quick               # SQLite, 1k nodes, ~10 s
     .venv/bin/python bench/fleet_sim.py --backends sqlite --fleets 10000 --workers 1 \\
         --profile var/profile                                 # py-spy the server
