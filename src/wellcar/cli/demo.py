@@ -20,11 +20,21 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from wellcar.cli.api_client import ApiClient, ApiClientError
 from wellcar.fleetsim import NodePhase, SimulatedNode
 from wellcar.omaha import FLATCAR_APP_ID
+from wellcar.server.api.models import (
+    AppCreate,
+    ChannelCreate,
+    ChannelUpdate,
+    FlatcarActionInput,
+    GroupCreate,
+    PackageCreate,
+)
 
 console = Console()
 FIRST_VERSION = "4459.2.0"
+DEMO_APP_NAME = "Wellcar (demo)"
 
 
 class DemoError(Exception):
@@ -36,21 +46,6 @@ class DemoServer:
     base_url: str
     token: str
     process: subprocess.Popen[bytes]
-
-    def api(
-        self, method: str, path: str, body: dict[str, object] | None = None
-    ) -> dict[str, object]:
-        resp = httpx.request(
-            method,
-            f"{self.base_url}/api{path}",
-            json=body,
-            timeout=10,
-            headers={"Authorization": f"Bearer {self.token}"},
-        )
-        if resp.status_code >= 400:
-            raise DemoError(f"{method} /api{path} answered {resp.status_code}: {resp.text[:300]}")
-        data: dict[str, object] = resp.json()
-        return data
 
 
 def start_server(data_dir: Path, host: str, port: int) -> DemoServer:
@@ -91,65 +86,50 @@ def next_version(version: str) -> str:
     return f"{major}.{minor}.{patch + 1}"
 
 
-def publish(server: DemoServer, app_id: str, channel_id: str, version: str) -> None:
+def publish(api: ApiClient, app_id: str, channel_id: str, version: str) -> None:
     fake = f"demo payload {version}".encode()  # no real payload yet: digests of a stand-in
-    pkg = server.api(
-        "POST",
-        f"/apps/{app_id}/packages",
-        {
-            "type": 1,
-            "version": version,
-            "arch": 1,
-            "url": f"http://127.0.0.1:8000/payloads/{version}/",
-            "filename": "wellcar_production_update.gz",
-            "size": "480000000",
-            "hash": base64.b64encode(hashlib.sha1(fake).digest()).decode(),
-            "flatcar_action": {"sha256": base64.b64encode(hashlib.sha256(fake).digest()).decode()},
-            "channels_blacklist": [],
-        },
+    pkg = api.create_package(
+        app_id,
+        PackageCreate(
+            type=1,
+            version=version,
+            arch=1,
+            url=f"http://127.0.0.1:8000/payloads/{version}/",
+            filename="wellcar_production_update.gz",
+            size="480000000",
+            hash=base64.b64encode(hashlib.sha1(fake).digest()).decode(),
+            flatcar_action=FlatcarActionInput(
+                sha256=base64.b64encode(hashlib.sha256(fake).digest()).decode()
+            ),
+            channels_blacklist=[],
+        ),
     )
-    server.api(
-        "PUT",
-        f"/apps/{app_id}/channels/{channel_id}",
-        {"name": "stable", "color": "#1f9d55", "arch": 1, "package_id": pkg["id"]},
-    )
+    api.update_channel(app_id, channel_id, ChannelUpdate(package_id=pkg.id))
 
 
-def seed(server: DemoServer) -> tuple[str, str]:
-    apps = server.api("GET", "/apps")
-    listed = apps.get("applications", apps) if isinstance(apps, dict) else apps
-    for app in listed if isinstance(listed, list) else []:
-        if isinstance(app, dict) and app.get("name") == "Wellcar (demo)":
-            raise DemoError("this data dir already holds the demo; remove it or pick another")
-    app = server.api(
-        "POST",
-        "/apps",
-        {"id": FLATCAR_APP_ID, "name": "Wellcar (demo)", "description": "demo fleet"},
+def seed(api: ApiClient) -> tuple[str, str]:
+    if any(app.name == DEMO_APP_NAME for app in api.list_apps()):
+        raise DemoError("this data dir already holds the demo; remove it or pick another")
+    app = api.create_app(AppCreate(id=FLATCAR_APP_ID, name=DEMO_APP_NAME, description="demo fleet"))
+    channel = api.create_channel(app.id, ChannelCreate(name="stable", color="#1f9d55", arch=1))
+    publish(api, app.id, channel.id, FIRST_VERSION)
+    api.create_group(
+        app.id,
+        GroupCreate(
+            name="Stable",
+            track="stable",
+            channel_id=channel.id,
+            description="demo",
+            policy_updates_enabled=True,
+            policy_safe_mode=True,
+            policy_office_hours=False,
+            policy_timezone="UTC",
+            policy_period_interval="1 minutes",
+            policy_max_updates_per_period=8,
+            policy_update_timeout="5 minutes",
+        ),
     )
-    app_id = str(app["id"])
-    channel = server.api(
-        "POST", f"/apps/{app_id}/channels", {"name": "stable", "color": "#1f9d55", "arch": 1}
-    )
-    channel_id = str(channel["id"])
-    publish(server, app_id, channel_id, FIRST_VERSION)
-    server.api(
-        "POST",
-        f"/apps/{app_id}/groups",
-        {
-            "name": "Stable",
-            "track": "stable",
-            "channel_id": channel_id,
-            "description": "demo",
-            "policy_updates_enabled": True,
-            "policy_safe_mode": True,
-            "policy_office_hours": False,
-            "policy_timezone": "UTC",
-            "policy_period_interval": "1 minutes",
-            "policy_max_updates_per_period": 8,
-            "policy_update_timeout": "5 minutes",
-        },
-    )
-    return app_id, channel_id
+    return app.id, channel.id
 
 
 def fleet_table(nodes: list[SimulatedNode], channel_version: str, elapsed: float) -> Table:
@@ -181,7 +161,8 @@ def demo(
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from exc
     try:
-        app_id, channel_id = seed(server)
+        api = ApiClient(server.base_url, server.token)
+        app_id, channel_id = seed(api)
         console.print(f"server: {server.base_url}  (REST docs: {server.base_url}/docs)")
         console.print(f"admin token: {server.token}  (export WELLCAR_TOKEN=… for `wellcar api`)")
         rng = random.Random(7)
@@ -195,13 +176,13 @@ def demo(
             while duration <= 0 or time.monotonic() - started < duration:
                 if time.monotonic() - last_release > release_every:
                     channel_version = next_version(channel_version)
-                    publish(server, app_id, channel_id, channel_version)
+                    publish(api, app_id, channel_id, channel_version)
                     last_release = time.monotonic()
                 for node in rng.sample(fleet, k=max(1, len(fleet) // 4)):
                     node.step(http, omaha_url)
                 live.update(fleet_table(fleet, channel_version, time.monotonic() - started))
                 time.sleep(0.5)
-    except DemoError as exc:
+    except (DemoError, ApiClientError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from exc
     except KeyboardInterrupt:
