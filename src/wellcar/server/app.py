@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.routing import Route
 
 from wellcar.omaha import OmahaParseError, parse_request, render_response
+from wellcar.server.api import api_router
 from wellcar.server.auth import Tokens
 from wellcar.server.clock import Clock, utc_now
 from wellcar.server.db.engine import READ_ONLY, create_db_engine, migrate
@@ -127,8 +128,6 @@ def create_app(
     def prometheus_metrics() -> Response:
         payload, content_type = metrics.render()
         return Response(payload, media_type=content_type)
-
-    from wellcar.server.api import api_router
 
     app.include_router(api_router)
     return app

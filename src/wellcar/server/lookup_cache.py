@@ -44,7 +44,3 @@ class TtlCache(Generic[K, V]):
                 self._data.clear()  # crude, but bounded: ids are few in practice
             self._data[key] = (now + self.ttl, value)
         return value
-
-    def clear(self) -> None:
-        with self._lock:
-            self._data.clear()

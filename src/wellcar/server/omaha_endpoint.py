@@ -85,10 +85,6 @@ class OmahaEndpoint:
         self._apps: TtlCache[str, str | None] = TtlCache(lookup_ttl)
         self._groups: TtlCache[tuple[str, str, int], str | None] = TtlCache(lookup_ttl)
 
-    def forget_lookups(self) -> None:
-        self._apps.clear()
-        self._groups.clear()
-
     def respond(self, request: Request, ctx: OmahaContext) -> Response:
         response = Response()
         for app in request.apps:

@@ -1,17 +1,18 @@
-"""What every REST handler needs: the database, the clock, the caller's role."""
+"""What every REST handler needs: the database, the clock, the caller's role.
+
+Transactions are opened by the handlers (`common.read_tx` / `common.write_tx`), so a
+write commits before its response is sent."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
 from wellcar.server.auth import Role, Tokens
-from wellcar.server.db.engine import READ_ONLY, begin_write
 
 _bearer = HTTPBearer(
     auto_error=False, description="admin token for writes, read-only token for reads"
@@ -57,18 +58,6 @@ def require_admin(
     return role
 
 
-def read_conn(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Connection]:
-    with engine.connect().execution_options(**{READ_ONLY: True}) as conn:
-        yield conn
-
-
-def write_conn(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Connection]:
-    with begin_write(engine) as conn:
-        yield conn
-
-
 Reader = Annotated[Role, Depends(require_reader)]
 Admin = Annotated[Role, Depends(require_admin)]
-ReadConn = Annotated[Connection, Depends(read_conn)]
-WriteConn = Annotated[Connection, Depends(write_conn)]
 Now = Annotated[datetime, Depends(get_now)]
