@@ -4,7 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES=(python3 python3-venv python3-dev gcc postgresql postgresql-client)
+# postgresql: the scale-out tests; the rest: disk images (sfdisk, sgdisk, mtools), /usr images
+# (mkfs.erofs, veritysetup), package sets (mmdebstrap) and the delta peers in bench/ (zstd, bsdiff).
+DEBIAN_PACKAGES=(python3 python3-venv python3-dev gcc postgresql postgresql-client
+    fdisk gdisk mtools erofs-utils cryptsetup-bin mmdebstrap zstd bsdiff)
 
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do
