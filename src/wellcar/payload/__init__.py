@@ -1,0 +1,1 @@
+"""Update payloads: CrAU framing, full and delta operations, signatures, streaming apply."""

@@ -1,0 +1,384 @@
+"""Generating full and delta payloads from /usr images (and the slot's kernel, initrd).
+
+Full payloads cut the image into 1 MiB chunks: all-zero chunks become ZERO operations,
+the rest REPLACE_ZSTD (or REPLACE_BZ for update_engine compatibility), plain REPLACE
+when compression does not help.
+
+Deltas work on 4 KiB blocks, which is how erofs and ext4 lay out file data: every new
+block found anywhere in the old image is a SOURCE_COPY (most blocks of a one-package
+upgrade only move or stay put); runs of changed blocks are encoded against the region
+of the old image where the same content most likely lived, found from the copied
+neighbours, with whichever of zstd-with-dictionary, bsdiff or plain zstd is smallest.
+Memory stays bounded: one digest per old block plus a few MiB per chunk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from wellcar.payload.errors import PayloadError, TargetError
+from wellcar.payload.manifest import (
+    BLOCK_SIZE,
+    Extent,
+    InstallInfo,
+    InstallOperation,
+    InstallProcedure,
+    Manifest,
+    OpType,
+    ProcedureType,
+)
+from wellcar.payload.operations import (
+    encode_bsdiff,
+    encode_bz2,
+    encode_zstd,
+    encode_zstd_patch,
+)
+from wellcar.payload.signing import SigningKey
+from wellcar.payload.writer import BlobArea, write_payload
+
+ProgressCallback = Callable[[str, int, int], None]
+_ZERO_BLOCK = bytes(BLOCK_SIZE)
+
+
+@dataclass(frozen=True)
+class GenerateOptions:
+    zstd_level: int = 19
+    chunk_bytes: int = 1 << 20
+    copy_op_bytes: int = 16 << 20
+    dictionary_bytes: int = 8 << 20
+    bsdiff_source_bytes: int = 2 << 20
+    try_bsdiff: bool = True
+    flatcar_compatible: bool = False  # REPLACE_BZ, signatures last, no Wellcar extensions
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class PayloadInputs:
+    new_usr: Path
+    old_usr: Path | None = None
+    kernel: Path | None = None
+    initrd: Path | None = None
+
+
+@dataclass
+class GenerateReport:
+    payload_size: int = 0
+    new_size: int = 0
+    delta: bool = False
+    operations: dict[str, int] = field(default_factory=dict)
+    bytes_by_type: dict[str, int] = field(default_factory=dict)
+
+
+def _file_sha256(path: Path) -> tuple[int, bytes]:
+    hasher = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as src:
+        while chunk := src.read(8 << 20):
+            hasher.update(chunk)
+            size += len(chunk)
+    return size, hasher.digest()
+
+
+def _read_blocks(path: Path, start: int, count: int) -> bytes:
+    with open(path, "rb") as src:
+        src.seek(start * BLOCK_SIZE)
+        data = src.read(count * BLOCK_SIZE)
+    if len(data) % BLOCK_SIZE:
+        data += bytes(BLOCK_SIZE - len(data) % BLOCK_SIZE)
+    return data
+
+
+class _BlobSpool:
+    """Blobs written back to back into a temporary file; offsets relative to its start."""
+
+    def __init__(self, directory: Path) -> None:
+        self.file = tempfile.NamedTemporaryFile(  # noqa: SIM115 - lives across methods
+            dir=directory, prefix=".blobs-", delete=False
+        )
+        self.path = Path(self.file.name)
+        self.length = 0
+
+    def add(self, data: bytes) -> tuple[int, int, bytes]:
+        offset = self.length
+        self.file.write(data)
+        self.length += len(data)
+        return offset, len(data), hashlib.sha256(data).digest()
+
+    def close(self) -> None:
+        self.file.close()
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+class _Generator:
+    def __init__(
+        self, options: GenerateOptions, spool: _BlobSpool, progress: ProgressCallback | None
+    ) -> None:
+        self.options = options
+        self.spool = spool
+        self.progress = progress
+        self.report = GenerateReport()
+
+    def _count(self, op_type: OpType, nbytes: int) -> None:
+        self.report.operations[op_type.name] = self.report.operations.get(op_type.name, 0) + 1
+        self.report.bytes_by_type[op_type.name] = (
+            self.report.bytes_by_type.get(op_type.name, 0) + nbytes
+        )
+
+    def _data_op(
+        self,
+        op_type: OpType,
+        data: bytes,
+        dst: tuple[Extent, ...],
+        src: tuple[Extent, ...] = (),
+        src_length: int | None = None,
+    ) -> InstallOperation:
+        offset, length, digest = self.spool.add(data)
+        self._count(op_type, length)
+        return InstallOperation(
+            type=op_type,
+            data_offset=offset,
+            data_length=length,
+            src_extents=src,
+            src_length=src_length,
+            dst_extents=dst,
+            data_sha256=digest,
+        )
+
+    def _compress_chunk(self, chunk: bytes) -> tuple[OpType, bytes] | None:
+        if chunk.count(0) == len(chunk) and not self.options.flatcar_compatible:
+            return None
+        if self.options.flatcar_compatible:
+            packed, kind = encode_bz2(chunk), OpType.REPLACE_BZ
+        else:
+            packed, kind = encode_zstd(chunk, self.options.zstd_level), OpType.REPLACE_ZSTD
+        if len(packed) >= len(chunk):
+            return OpType.REPLACE, chunk
+        return kind, packed
+
+    def full_operations(self, path: Path, what: str) -> list[InstallOperation]:
+        size = path.stat().st_size
+        chunk_blocks = self.options.chunk_bytes // BLOCK_SIZE
+        total_chunks = -(-size // self.options.chunk_bytes)
+
+        def chunks() -> Iterator[bytes]:
+            with open(path, "rb") as src:
+                while chunk := src.read(self.options.chunk_bytes):
+                    yield chunk
+
+        ops: list[InstallOperation] = []
+        with ThreadPoolExecutor(max_workers=self.options.workers) as pool:
+            # zstd and bz2 release the GIL; map keeps results in order.
+            for index, (chunk, packed) in enumerate(
+                zip(chunks(), pool.map(self._compress_chunk, chunks()), strict=True)
+            ):
+                blocks = -(-len(chunk) // BLOCK_SIZE)
+                dst = (Extent(index * chunk_blocks, blocks),)
+                if packed is None:
+                    self._count(OpType.ZERO, 0)
+                    ops.append(InstallOperation(type=OpType.ZERO, dst_extents=dst))
+                else:
+                    ops.append(self._data_op(packed[0], packed[1], dst))
+                if self.progress is not None:
+                    self.progress(what, index + 1, total_chunks)
+        return ops
+
+    # --- deltas ---------------------------------------------------------------------
+
+    def delta_operations(self, old: Path, new: Path) -> list[InstallOperation]:
+        old_index: dict[bytes, int] = {}
+        old_digests: list[bytes] = []
+        with open(old, "rb") as src:
+            while chunk := src.read(8 << 20):
+                for pos in range(0, len(chunk), BLOCK_SIZE):
+                    block = chunk[pos : pos + BLOCK_SIZE].ljust(BLOCK_SIZE, b"\0")
+                    digest = hashlib.blake2b(block, digest_size=16).digest()
+                    old_index.setdefault(digest, len(old_digests))
+                    old_digests.append(digest)
+
+        # Classify every new block: ("z",) zero, ("c", src) copy, ("d",) different.
+        kinds: list[int] = []  # -1 zero, -2 different, >= 0 source block
+        with open(new, "rb") as src:
+            while chunk := src.read(8 << 20):
+                for pos in range(0, len(chunk), BLOCK_SIZE):
+                    block = chunk[pos : pos + BLOCK_SIZE].ljust(BLOCK_SIZE, b"\0")
+                    n = len(kinds)
+                    digest = hashlib.blake2b(block, digest_size=16).digest()
+                    if n < len(old_digests) and old_digests[n] == digest:
+                        kinds.append(n)
+                    elif digest in old_index:
+                        kinds.append(old_index[digest])
+                    elif block == _ZERO_BLOCK:
+                        kinds.append(-1)
+                    else:
+                        kinds.append(-2)
+        old_blocks = len(old_digests)
+        del old_index, old_digests
+        return self._delta_runs(kinds, old, new, old_blocks)
+
+    def _delta_runs(
+        self, kinds: list[int], old: Path, new: Path, old_blocks: int
+    ) -> list[InstallOperation]:
+        ops: list[InstallOperation] = []
+        total = len(kinds)
+        max_copy = self.options.copy_op_bytes // BLOCK_SIZE
+        chunk_blocks = self.options.chunk_bytes // BLOCK_SIZE
+        n = 0
+        last_copy: tuple[int, int] | None = None  # (new block, source block)
+        while n < total:
+            kind = kinds[n]
+            if kind >= 0:
+                src_extents: list[Extent] = []
+                start = n
+                while n < total and kinds[n] >= 0 and n - start < max_copy:
+                    if src_extents and (
+                        src_extents[-1].start_block + src_extents[-1].num_blocks == kinds[n]
+                    ):
+                        last = src_extents[-1]
+                        src_extents[-1] = Extent(last.start_block, last.num_blocks + 1)
+                    else:
+                        src_extents.append(Extent(kinds[n], 1))
+                    last_copy = (n, kinds[n])
+                    n += 1
+                self._count(OpType.SOURCE_COPY, 0)
+                ops.append(
+                    InstallOperation(
+                        type=OpType.SOURCE_COPY,
+                        src_extents=tuple(src_extents),
+                        dst_extents=(Extent(start, n - start),),
+                    )
+                )
+            elif kind == -1:
+                start = n
+                while n < total and kinds[n] == -1 and n - start < max_copy:
+                    n += 1
+                self._count(OpType.ZERO, 0)
+                ops.append(
+                    InstallOperation(type=OpType.ZERO, dst_extents=(Extent(start, n - start),))
+                )
+            else:
+                start = n
+                while n < total and kinds[n] == -2 and n - start < chunk_blocks:
+                    n += 1
+                ops.append(self._changed_chunk(start, n - start, last_copy, old, new, old_blocks))
+            if self.progress is not None:
+                self.progress("delta", n, total)
+        return ops
+
+    def _changed_chunk(
+        self,
+        start: int,
+        count: int,
+        last_copy: tuple[int, int] | None,
+        old: Path,
+        new: Path,
+        old_blocks: int,
+    ) -> InstallOperation:
+        data = _read_blocks(new, start, count)
+        dst = (Extent(start, count),)
+        # Where the old version of this content most likely sits: as far past the last
+        # copied block in the old image as this chunk is past it in the new one.
+        expected = last_copy[1] + (start - last_copy[0]) if last_copy else start
+        candidates: list[tuple[int, OpType, bytes, tuple[Extent, ...]]] = []
+        plain = encode_zstd(data, self.options.zstd_level)
+        candidates.append((len(plain), OpType.REPLACE_ZSTD, plain, ()))
+        window = self._source_window(expected, count, self.options.dictionary_bytes, old_blocks)
+        if window is not None:
+            source = _read_blocks(old, window.start_block, window.num_blocks)
+            patched = encode_zstd_patch(source, data, self.options.zstd_level)
+            candidates.append((len(patched), OpType.SOURCE_ZSTD_PATCH, patched, (window,)))
+            small = self._source_window(
+                expected, count, self.options.bsdiff_source_bytes, old_blocks
+            )
+            if self.options.try_bsdiff and small is not None:
+                offset = (small.start_block - window.start_block) * BLOCK_SIZE
+                small_source = source[offset : offset + small.num_blocks * BLOCK_SIZE]
+                diff = encode_bsdiff(small_source, data)
+                candidates.append((len(diff), OpType.SOURCE_BSDIFF, diff, (small,)))
+        size, kind, blob, src = min(candidates, key=lambda c: c[0])
+        if size >= len(data):
+            return self._data_op(OpType.REPLACE, data, dst)
+        return self._data_op(kind, blob, dst, src)
+
+    @staticmethod
+    def _source_window(expected: int, count: int, nbytes: int, old_blocks: int) -> Extent | None:
+        if old_blocks == 0:
+            return None
+        span = max(nbytes // BLOCK_SIZE, count)
+        begin = max(0, min(expected - (span - count) // 2, old_blocks - span))
+        end = min(old_blocks, begin + span)
+        return Extent(begin, end - begin) if end > begin else None
+
+
+def generate_payload(
+    inputs: PayloadInputs,
+    out: Path,
+    keys: list[SigningKey],
+    options: GenerateOptions | None = None,
+    progress: ProgressCallback | None = None,
+) -> GenerateReport:
+    """Write a full (no ``old_usr``) or delta payload for ``inputs`` to ``out``."""
+    options = options or GenerateOptions()
+    for path in (inputs.new_usr, inputs.old_usr, inputs.kernel, inputs.initrd):
+        if path is not None and not path.is_file():
+            raise TargetError(f"input image {path} does not exist or is not a file")
+    if options.flatcar_compatible:
+        if inputs.old_usr is not None:
+            raise PayloadError("update_engine-compatible payloads are full payloads; drop --old")
+        if inputs.initrd is not None:
+            raise PayloadError("update_engine-compatible payloads carry no initrd")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    spool = _BlobSpool(out.parent)
+    generator = _Generator(options, spool, progress)
+    try:
+        new_size, new_hash = _file_sha256(inputs.new_usr)
+        if new_size == 0:
+            raise TargetError(f"{inputs.new_usr} is empty")
+        old_info: InstallInfo | None = None
+        if inputs.old_usr is not None:
+            old_size, old_hash = _file_sha256(inputs.old_usr)
+            old_info = InstallInfo(old_size, old_hash)
+            usr_ops = generator.delta_operations(inputs.old_usr, inputs.new_usr)
+        else:
+            usr_ops = generator.full_operations(inputs.new_usr, "/usr")
+        procedures: list[InstallProcedure] = []
+        for proc_type, path in (
+            (ProcedureType.KERNEL, inputs.kernel),
+            (ProcedureType.INITRD, inputs.initrd),
+        ):
+            if path is None:
+                continue
+            size, digest = _file_sha256(path)
+            proc_ops = generator.full_operations(path, proc_type.name.lower())
+            procedures.append(
+                InstallProcedure(proc_type, tuple(proc_ops), None, InstallInfo(size, digest))
+            )
+        spool.close()
+        manifest = Manifest(
+            partition_operations=tuple(usr_ops),
+            block_size=BLOCK_SIZE,
+            old_partition_info=old_info,
+            new_partition_info=InstallInfo(new_size, new_hash),
+            procedures=tuple(procedures),
+        )
+        report = generator.report
+        report.payload_size = write_payload(
+            out,
+            manifest,
+            BlobArea(spool.path, 0, spool.length),
+            keys,
+            signatures_first=not options.flatcar_compatible,
+        )
+        report.new_size = new_size
+        report.delta = old_info is not None
+        return report
+    finally:
+        spool.close()
+        spool.remove()
