@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from wellcar.payload.inspect import verify_payload
 from wellcar.payload.layout import encode_header
 from wellcar.payload.manifest import (
     SPARSE_HOLE,
@@ -26,6 +27,7 @@ from wellcar.payload.manifest import (
     OpType,
     encode_manifest,
 )
+from wellcar.payload.reader import PayloadReader, file_opener, read_metadata
 from wellcar.payload.signing import SigningKey, sign_digest, signatures_size
 
 COPY_CHUNK = 8 << 20
@@ -123,3 +125,30 @@ def write_payload(
         size = dst.tell()
     os.replace(tmp, out)
     return size
+
+
+def resign_payload(
+    src: Path, out: Path, keys: list[SigningKey], signatures_first: bool | None = None
+) -> int:
+    """Write ``src`` again to ``out`` signed by ``keys`` (replacing its signatures).
+
+    The layout stays as it was unless ``signatures_first`` says otherwise. Blob hashes
+    are checked first, so a corrupt payload never gets a fresh signature.
+    """
+    verify_payload(src, None)
+    reader = PayloadReader(file_opener(src)(0))
+    try:
+        meta = read_metadata(reader)
+    finally:
+        reader.stream.close()
+    layout = meta.layout
+    lead = layout.signatures_size if layout.signatures_first else 0
+    relative = _placed(meta.manifest, -lead, None, None)
+    keep_first = layout.signatures_first or not layout.signed
+    return write_payload(
+        out,
+        relative,
+        BlobArea(src, layout.metadata_size + lead, layout.blobs_size),
+        keys,
+        signatures_first=keep_first if signatures_first is None else signatures_first,
+    )
