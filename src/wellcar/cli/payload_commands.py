@@ -14,7 +14,14 @@ from typing import Annotated, NoReturn
 import httpx
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from wellcar.payload.apply import ApplySources, ApplyTargets, apply_payload
@@ -140,7 +147,7 @@ def generate(
             zstd_level=zstd_level, flatcar_compatible=flatcar_compatible, try_bsdiff=not no_bsdiff
         )
         with _progress() as progress:
-            tasks: dict[str, int] = {}
+            tasks: dict[str, TaskID] = {}
 
             def on_progress(what: str, done: int, total: int) -> None:
                 if what not in tasks:
