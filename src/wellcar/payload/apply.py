@@ -21,7 +21,9 @@ import hashlib
 import os
 import tempfile
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,6 +52,7 @@ from wellcar.payload.targets import RegionReader, RegionWriter, TargetRegion, re
 
 CHECKPOINT_BYTES = 64 << 20
 CHECKPOINT_SECONDS = 5.0
+LOOKAHEAD = 2  # operations decoded ahead of the writer; each is at most 64 MiB
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -218,33 +221,46 @@ class _Apply:
 
     # --- operations -----------------------------------------------------------------
 
-    def _perform(
+    def _prepare(
         self,
+        reader: PayloadReader,
         label: str,
         op: InstallOperation,
-        blob: bytes | None,
         dest: _Destination,
         block_size: int,
-    ) -> None:
-        writer = dest.writer
-        out_limit = op.dst_blocks * block_size
-        if op.type is OpType.ZERO:
-            writer.write_extents(op.dst_extents, block_size, iter(()))
-            return
-        if op.type is OpType.SOURCE_COPY:
-            assert dest.source is not None
-            chunks: Iterator[bytes] = dest.source.iter_extents(op.src_extents, block_size)
-            writer.write_extents(op.dst_extents, block_size, chunks)
-            return
-        assert blob is not None
+    ) -> bytes | None:
+        """Read, check and decode one operation's data; runs on the worker, in order."""
+        if not op.type.carries_data:
+            return None
+        assert op.data_length is not None and op.data_sha256 is not None
+        if op.data_offset != reader.offset - reader.blob_area_start:
+            raise ResumeStateError(f"{label}: resume position does not match the payload")
+        blob = reader.read_exact(op.data_length, f"the data of {label}")
+        if hashlib.sha256(blob).digest() != op.data_sha256:
+            raise PayloadIntegrityError(
+                f"{label}: data does not match its SHA-256 in the manifest (corrupt or "
+                "tampered download)"
+            )
         source_bytes: bytes | None = None
         if op.type.reads_source:
             assert dest.source is not None
             source_bytes = dest.source.read_extents(op.src_extents, block_size)
             if op.src_length is not None:
                 source_bytes = source_bytes[: op.src_length]
-        output = decode_operation(op.type, blob, source_bytes, out_limit, label)
-        writer.write_extents(op.dst_extents, block_size, iter((output,)))
+        return decode_operation(op.type, blob, source_bytes, op.dst_blocks * block_size, label)
+
+    def _write(
+        self, op: InstallOperation, output: bytes | None, dest: _Destination, block_size: int
+    ) -> None:
+        writer = dest.writer
+        if op.type is OpType.SOURCE_COPY:
+            assert dest.source is not None
+            chunks: Iterator[bytes] = dest.source.iter_extents(op.src_extents, block_size)
+            writer.write_extents(op.dst_extents, block_size, chunks)
+        else:  # ZERO has no output: write_extents zero-fills
+            writer.write_extents(
+                op.dst_extents, block_size, iter(() if output is None else (output,))
+            )
 
     def _save_checkpoint(self, payload_id: str, index: int, blob_offset: int) -> None:
         assert self.checkpoint is not None
@@ -313,38 +329,52 @@ class _Apply:
             self.checkpoint.clear()
 
         total = layout.total_size
+        reader.blob_area_start = layout.metadata_size
         blob_offset = blob_base
         since_checkpoint = 0
         last_checkpoint = time.monotonic()
-        for index in range(start_index, len(entries)):
-            label, op, key = entries[index]
-            dest = self.destinations[key]
-            blob: bytes | None = None
-            if op.type.carries_data:
-                assert op.data_length is not None and op.data_sha256 is not None
-                if op.data_offset != blob_offset:
-                    raise ResumeStateError(f"{label}: resume position does not match the payload")
-                blob = reader.read_exact(op.data_length, f"the data of {label}")
-                if hashlib.sha256(blob).digest() != op.data_sha256:
-                    raise PayloadIntegrityError(
-                        f"{label}: data does not match its SHA-256 in the manifest (corrupt or "
-                        "tampered download)"
-                    )
-                blob_offset += op.data_length
-            self._perform(label, op, blob, dest, block_size)
-            since_checkpoint += op.dst_blocks * block_size
-            if self.on_progress is not None:
-                self.on_progress(reader.offset, total)
-            if (
-                self.checkpoint is not None
-                and resumable
-                and (
-                    since_checkpoint >= CHECKPOINT_BYTES
-                    or time.monotonic() - last_checkpoint >= CHECKPOINT_SECONDS
+        # One worker reads, hashes and decodes the next operations while this thread
+        # writes the current one: zstd, bzip2 and SHA-256 all release the GIL.
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="payload-decode")
+        pending: deque[tuple[int, Future[bytes | None]]] = deque()
+        upcoming = iter(range(start_index, len(entries)))
+
+        def submit_next() -> None:
+            index = next(upcoming, None)
+            if index is not None:
+                label, op, key = entries[index]
+                future = pool.submit(
+                    self._prepare, reader, label, op, self.destinations[key], block_size
                 )
-            ):
-                self._save_checkpoint(meta.payload_id, index + 1, blob_offset)
-                since_checkpoint, last_checkpoint = 0, time.monotonic()
+                pending.append((index, future))
+
+        try:
+            for _ in range(LOOKAHEAD):
+                submit_next()
+            while pending:
+                index, future = pending.popleft()
+                output = future.result()
+                submit_next()
+                _, op, key = entries[index]
+                self._write(op, output, self.destinations[key], block_size)
+                if op.type.carries_data:
+                    assert op.data_offset is not None and op.data_length is not None
+                    blob_offset = op.data_offset + op.data_length
+                since_checkpoint += op.dst_blocks * block_size
+                if self.on_progress is not None:
+                    self.on_progress(reader.offset, total)
+                if (
+                    self.checkpoint is not None
+                    and resumable
+                    and (
+                        since_checkpoint >= CHECKPOINT_BYTES
+                        or time.monotonic() - last_checkpoint >= CHECKPOINT_SECONDS
+                    )
+                ):
+                    self._save_checkpoint(meta.payload_id, index + 1, blob_offset)
+                    since_checkpoint, last_checkpoint = 0, time.monotonic()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
         if layout.signed and not layout.signatures_first:
             reader.hashing = False

@@ -55,6 +55,7 @@ class PayloadReader:
         self.offset = start
         self.signed_hasher = hashlib.sha256()
         self.hashing = start == 0
+        self.blob_area_start = 0  # set once the metadata is known; blob offsets count from it
 
     def read_exact(self, size: int, what: str) -> bytes:
         parts: list[bytes] = []
