@@ -9,6 +9,7 @@ import typer
 from wellcar import __version__
 from wellcar.cli.api_commands import api_app
 from wellcar.cli.demo import demo
+from wellcar.cli.disk_commands import disk_app
 from wellcar.cli.payload_commands import keys_app, payload_app
 from wellcar.cli.serve import serve
 
@@ -30,6 +31,7 @@ def version() -> None:
 
 app.add_typer(api_app, name="api", help="Script the update server's REST API")
 app.add_typer(payload_app, name="payload")
+app.add_typer(disk_app, name="disk", help="Disk images: GPT layout, gptprio bits, A/B slots")
 app.add_typer(keys_app, name="keys")
 
 

@@ -1,0 +1,29 @@
+"""Fixtures for the disk tests: small Flatcar-layout images on plain files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from wellcar.disk import DiskLayout, create_disk_image
+from wellcar.disk.sizes import MiB
+
+# Every partition present, each as small as the 1 MiB alignment allows (USR a bit larger so
+# that payload-style writes have room): whole images of 16 MiB, sparse on disk.
+TINY = DiskLayout(
+    esp_size=1 * MiB,
+    bios_boot_size=1 * MiB,
+    usr_size=4 * MiB,
+    oem_size=1 * MiB,
+    oem_config_size=1 * MiB,
+    root_size=2 * MiB,
+)
+
+
+@pytest.fixture
+def image(tmp_path: Path) -> Path:
+    """A fresh tiny image: USR-A good (P1 S1), USR-B empty."""
+    path = tmp_path / "disk.img"
+    create_disk_image(path, TINY, seed="tests")
+    return path
