@@ -216,14 +216,6 @@ def test_checkpoint_that_lies_fails_final_verification(
     assert checkpoint.load() is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: without a kernel/initrd target, apply writes procedures to a fresh "
-    "mkstemp() file each run; a resume after a checkpoint inside the procedures starts "
-    "with an empty scratch file, so the final check fails (TargetError 'source "
-    "/tmp/wellcar-kernel-... ends before byte N') and the checkpoint is thrown away "
-    "(`wellcar payload apply` without --kernel-target hits this)",
-)
 def test_resume_inside_procedures_without_boot_targets(
     tmp_path: Path, images: Images, payloads: Payloads, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from wellcar.payload.apply import ApplySources, ApplyTargets, apply_payload
-from wellcar.payload.errors import PayloadError, PayloadTruncatedError
+from wellcar.payload.errors import PayloadError, PayloadTruncatedError, PayloadUnavailableError
 from wellcar.payload.generate import PayloadInputs, generate_payload
 from wellcar.payload.http_source import HttpPayloadStream, http_opener
 from wellcar.payload.reader import file_opener
@@ -154,20 +154,14 @@ def test_http_error_status_is_reported(tmp_path: Path, keys: Keys) -> None:
     assert not target.exists()
 
 
-def test_http_unreachable_is_a_truncated_download(tmp_path: Path, keys: Keys) -> None:
+def test_http_unreachable_is_worth_retrying(tmp_path: Path, keys: Keys) -> None:
     with loopback_http({}) as server:
         url = server.url_of("p")
     # The server is gone: connecting fails, which is worth retrying later.
-    with httpx.Client() as client, pytest.raises(PayloadTruncatedError, match="cannot fetch"):
+    with httpx.Client() as client, pytest.raises(PayloadUnavailableError, match="cannot fetch"):
         apply_payload(http_opener(client, url), ApplyTargets(TargetRegion(tmp_path / "u")), None)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: an HTTP error status met when re-opening the stream to resume (e.g. a 503 "
-    "from a busy mirror) is raised as a plain PayloadError inside _run, so apply clears the "
-    "checkpoint and the next attempt starts over; transient statuses should keep it",
-)
 def test_transient_http_status_on_resume_keeps_the_checkpoint(
     tmp_path: Path, keys: Keys, http_payload: tuple[Path, bytes], small_checkpoints: int
 ) -> None:
@@ -238,12 +232,6 @@ def test_apply_memory_is_bounded(
     assert sha256(target.read_bytes()) == sha256(big_image.read_bytes())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: _Generator.full_operations hands chunks() to ThreadPoolExecutor.map, which "
-    "submits every chunk at once: the whole image (and all compressed chunks) sit in memory "
-    "while a full payload is generated",
-)
 def test_generate_memory_is_bounded(tmp_path: Path, big_image: Path) -> None:
     tracemalloc.start()
     try:

@@ -32,6 +32,7 @@ from wellcar.payload.errors import (
     PayloadIntegrityError,
     PayloadSignatureError,
     PayloadTruncatedError,
+    PayloadUnavailableError,
     ResumeStateError,
     SourceMismatchError,
     TargetError,
@@ -48,7 +49,14 @@ from wellcar.payload.operations import decode_operation
 from wellcar.payload.reader import Opener, PayloadMetadata, PayloadReader, read_metadata
 from wellcar.payload.resume import ApplyCheckpoint, CheckpointFile
 from wellcar.payload.signing import TrustedKeys
-from wellcar.payload.targets import RegionReader, RegionWriter, TargetRegion, region_size
+from wellcar.payload.targets import (
+    RegionReader,
+    RegionWriter,
+    TargetRegion,
+    free_bytes,
+    is_fixed_size,
+    region_size,
+)
 
 CHECKPOINT_BYTES = 64 << 20
 CHECKPOINT_SECONDS = 5.0
@@ -144,19 +152,58 @@ class _Apply:
         key = self.trusted.verify(digest, decode_signatures(blob))
         self.signed_by = key.key_id.hex()
 
-    def _open_destinations(self, meta: PayloadMetadata) -> None:
+    def _check_room(self, meta: PayloadMetadata) -> None:
+        """Refuse before writing when the target slot (or a file system) is too small.
+
+        Growing files (a slot image, kernel, initrd) are checked against free space now,
+        because a signatures-last manifest is only authenticated at the end.
+        """
+        manifest = meta.manifest
+        assert manifest.new_partition_info is not None
+        usr = self.targets.usr
+        block = manifest.block_size
+        needed = -(-manifest.new_partition_info.size // block) * block
+        wanted: list[tuple[Path, int]] = []
+        if is_fixed_size(usr):
+            available = region_size(usr)
+            if needed > available:
+                raise TargetError(
+                    f"the payload's /usr needs {needed} bytes but the target slot "
+                    f"{usr.describe()} holds {available}"
+                )
+        else:
+            wanted.append((usr.path, needed))
+        finals = {
+            ProcedureType.KERNEL: self.targets.kernel,
+            ProcedureType.INITRD: self.targets.initrd,
+        }
+        for proc in manifest.procedures:
+            assert proc.new_info is not None
+            place = finals.get(proc.type) or Path(tempfile.gettempdir()) / "x"
+            wanted.append((place, proc.new_info.size))
+        for path, size in wanted:
+            free = free_bytes(path)
+            if size > free:
+                raise TargetError(
+                    f"writing {path} needs {size} bytes but its file system has only {free} free"
+                )
+
+    def _scratch_path(self, key: str, final: Path | None) -> Path:
+        if final is not None:
+            return final.with_name(final.name + ".partial")
+        if self.checkpoint is not None:
+            # Stable across attempts so a resumed apply finds what the last one wrote.
+            return self.checkpoint.path.with_name(f"{self.checkpoint.path.name}.{key}")
+        handle, name = tempfile.mkstemp(prefix=f"wellcar-{key}-")
+        os.close(handle)
+        return Path(name)
+
+    def _open_destinations(self, meta: PayloadMetadata, fresh: bool) -> None:
         manifest = meta.manifest
         new_info = manifest.new_partition_info
         assert new_info is not None
         usr = self.targets.usr
-        blocks_needed = -(-new_info.size // manifest.block_size) * manifest.block_size
-        if usr.size is not None or usr.path.exists():
-            available = region_size(usr) if usr.size is not None else None
-            if available is not None and blocks_needed > available:
-                raise TargetError(
-                    f"the payload's /usr needs {blocks_needed} bytes but the target slot "
-                    f"{usr.describe()} holds {available}"
-                )
+        self._check_room(meta)
         source: RegionReader | None = None
         if manifest.is_delta:
             if self.sources.usr is None:
@@ -165,14 +212,14 @@ class _Apply:
                 )
             if self.sources.usr.overlaps(usr):
                 raise TargetError("the source and the target are the same slot")
-            source = RegionReader(self.sources.usr)
             assert manifest.old_partition_info is not None
+            source = RegionReader(self.sources.usr, manifest.old_partition_info.size)
             _check_source("/usr", source, manifest.old_partition_info)
         self.destinations["usr"] = _Destination(
             "/usr",
             new_info,
             manifest.old_partition_info,
-            RegionWriter(usr, new_info.size),
+            RegionWriter(usr, new_info.size, truncate=fresh and not is_fixed_size(usr)),
             source,
             None,
             None,
@@ -184,12 +231,7 @@ class _Apply:
                 ProcedureType.KERNEL: self.targets.kernel,
                 ProcedureType.INITRD: self.targets.initrd,
             }.get(proc.type)
-            if final is not None:
-                scratch = final.with_name(final.name + ".partial")
-            else:
-                handle, name = tempfile.mkstemp(prefix=f"wellcar-{key}-")
-                os.close(handle)
-                scratch = Path(name)
+            scratch = self._scratch_path(key, final)
             proc_source: RegionReader | None = None
             if proc.old_info is not None or any(op.type.reads_source for op in proc.operations):
                 old_path = {
@@ -198,13 +240,13 @@ class _Apply:
                 }.get(proc.type)
                 if old_path is None or proc.old_info is None:
                     raise SourceMismatchError(f"this delta needs the running {key} as a source")
-                proc_source = RegionReader(TargetRegion(old_path))
+                proc_source = RegionReader(TargetRegion(old_path), proc.old_info.size)
                 _check_source(key, proc_source, proc.old_info)
             self.destinations[key] = _Destination(
                 key,
                 proc.new_info,
                 proc.old_info,
-                RegionWriter(TargetRegion(scratch), proc.new_info.size),
+                RegionWriter(TargetRegion(scratch), proc.new_info.size, truncate=fresh),
                 proc_source,
                 final,
                 scratch,
@@ -275,10 +317,13 @@ class _Apply:
     def run(self) -> ApplyResult:
         started = time.monotonic()
         self.reader = PayloadReader(self.opener(0))
+        keep_partial = False
         try:
             return self._run(self.reader, started)
-        except (PayloadTruncatedError, OSError):
-            raise  # the saved checkpoint (if any) stays: the next attempt resumes
+        except (PayloadTruncatedError, PayloadUnavailableError, OSError):
+            # The saved checkpoint (if any) and partial files stay: the next attempt resumes.
+            keep_partial = self.checkpoint is not None
+            raise
         except PayloadError:
             if self.checkpoint is not None:
                 self.checkpoint.clear()
@@ -289,7 +334,7 @@ class _Apply:
                 dest.writer.close()
                 if dest.source is not None:
                     dest.source.close()
-                if dest.final_path is None and dest.scratch is not None:
+                if dest.scratch is not None and not keep_partial:
                     dest.scratch.unlink(missing_ok=True)
 
     def _run(self, reader: PayloadReader, started: float) -> ApplyResult:
@@ -303,7 +348,6 @@ class _Apply:
                 )
             if meta.leading_signatures is not None:
                 self._verify_signatures(reader.signed_hasher.digest(), meta.leading_signature_blob)
-        self._open_destinations(meta)
         entries = self._entries(meta)
         block_size = meta.manifest.block_size
 
@@ -320,13 +364,15 @@ class _Apply:
         ):
             start_index, blob_base = saved.next_operation, saved.next_blob_offset
             resumed_from = start_index
+        elif saved is not None and self.checkpoint is not None:
+            self.checkpoint.clear()
+        self._open_destinations(meta, fresh=resumed_from is None)
+        if resumed_from is not None:
             reader.stream.close()
             absolute = layout.metadata_size + blob_base
             reader = self.reader = PayloadReader(self.opener(absolute), absolute)
             for dest in self.destinations.values():
                 dest.writer.in_order = False  # earlier writes happened in another run
-        elif saved is not None and self.checkpoint is not None:
-            self.checkpoint.clear()
 
         total = layout.total_size
         reader.blob_area_start = layout.metadata_size
@@ -385,7 +431,7 @@ class _Apply:
         reader.expect_end()
 
         for dest in self.destinations.values():
-            dest.writer.sync()
+            dest.writer.finish()
             actual = dest.writer.final_sha256()
             if actual != dest.new_info.hash:
                 raise PayloadIntegrityError(

@@ -20,6 +20,10 @@ class PayloadTruncatedError(PayloadFormatError):
     """The payload ended before the manifest said it would."""
 
 
+class PayloadUnavailableError(PayloadError):
+    """The payload cannot be fetched right now (server busy, network down); retry later."""
+
+
 class PayloadIntegrityError(PayloadError):
     """Data does not match the hash the manifest records for it."""
 

@@ -17,8 +17,9 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -174,21 +175,41 @@ class _Generator:
                     yield chunk
 
         ops: list[InstallOperation] = []
+        window = max(2, 2 * self.options.workers)
         with ThreadPoolExecutor(max_workers=self.options.workers) as pool:
-            # zstd and bz2 release the GIL; map keeps results in order.
-            for index, (chunk, packed) in enumerate(
-                zip(chunks(), pool.map(self._compress_chunk, chunks()), strict=True)
-            ):
-                blocks = -(-len(chunk) // BLOCK_SIZE)
-                dst = (Extent(index * chunk_blocks, blocks),)
-                if packed is None:
-                    self._count(OpType.ZERO, 0)
-                    ops.append(InstallOperation(type=OpType.ZERO, dst_extents=dst))
-                else:
-                    ops.append(self._data_op(packed[0], packed[1], dst))
-                if self.progress is not None:
-                    self.progress(what, index + 1, total_chunks)
+            # zstd and bz2 release the GIL. Only ``window`` chunks are in flight at once,
+            # so memory stays a few MiB whatever the image size.
+            pending: deque[tuple[bytes, Future[tuple[OpType, bytes] | None]]] = deque()
+            index = 0
+            for chunk in chunks():
+                pending.append((chunk, pool.submit(self._compress_chunk, chunk)))
+                while len(pending) >= window:
+                    ops.append(self._chunk_op(index, chunk_blocks, *pending.popleft()))
+                    index += 1
+                    self._tick(what, index, total_chunks)
+            while pending:
+                ops.append(self._chunk_op(index, chunk_blocks, *pending.popleft()))
+                index += 1
+                self._tick(what, index, total_chunks)
         return ops
+
+    def _tick(self, what: str, done: int, total: int) -> None:
+        if self.progress is not None:
+            self.progress(what, done, total)
+
+    def _chunk_op(
+        self,
+        index: int,
+        chunk_blocks: int,
+        chunk: bytes,
+        future: Future[tuple[OpType, bytes] | None],
+    ) -> InstallOperation:
+        packed = future.result()
+        dst = (Extent(index * chunk_blocks, -(-len(chunk) // BLOCK_SIZE)),)
+        if packed is None:
+            self._count(OpType.ZERO, 0)
+            return InstallOperation(type=OpType.ZERO, dst_extents=dst)
+        return self._data_op(packed[0], packed[1], dst)
 
     # --- deltas ---------------------------------------------------------------------
 
@@ -329,6 +350,8 @@ def generate_payload(
     for path in (inputs.new_usr, inputs.old_usr, inputs.kernel, inputs.initrd):
         if path is not None and not path.is_file():
             raise TargetError(f"input image {path} does not exist or is not a file")
+        if path is not None and path.stat().st_size == 0:
+            raise TargetError(f"input image {path} is empty")
     if options.flatcar_compatible:
         if inputs.old_usr is not None:
             raise PayloadError("update_engine-compatible payloads are full payloads; drop --old")
@@ -339,8 +362,6 @@ def generate_payload(
     generator = _Generator(options, spool, progress)
     try:
         new_size, new_hash = _file_sha256(inputs.new_usr)
-        if new_size == 0:
-            raise TargetError(f"{inputs.new_usr} is empty")
         old_info: InstallInfo | None = None
         if inputs.old_usr is not None:
             old_size, old_hash = _file_sha256(inputs.old_usr)

@@ -6,8 +6,11 @@ from collections.abc import Iterator
 
 import httpx
 
-from wellcar.payload.errors import PayloadError, PayloadTruncatedError
+from wellcar.payload.errors import PayloadError, PayloadTruncatedError, PayloadUnavailableError
 from wellcar.payload.reader import Opener, PayloadStream
+
+# Statuses that say "try again later" rather than "this payload is not here".
+TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 
 class HttpPayloadStream:
@@ -20,10 +23,12 @@ class HttpPayloadStream:
                 client.build_request("GET", url, headers=headers), stream=True
             )
         except httpx.HTTPError as exc:
-            raise PayloadTruncatedError(f"cannot fetch payload {url}: {exc}") from None
+            raise PayloadUnavailableError(f"cannot fetch payload {url}: {exc}") from None
         status = self.response.status_code
         if status not in (200, 206):
             self.response.close()
+            if status in TRANSIENT_STATUSES:
+                raise PayloadUnavailableError(f"payload server busy: HTTP {status} for {url}")
             raise PayloadError(f"fetching payload {url} failed: HTTP {status}")
         self._chunks: Iterator[bytes] = self.response.iter_bytes(1 << 20)
         self._buffer = b""

@@ -42,15 +42,33 @@ def _bounded_unzstd(data: bytes, limit: int, label: str, dictionary: bytes | Non
     )
     decompressor = zstandard.ZstdDecompressor(dict_data=dict_data, max_window_size=1 << 27)
     try:
-        obj = decompressor.decompressobj()
-        out = obj.decompress(data)
+        declared = zstandard.frame_content_size(data)
     except zstandard.ZstdError as exc:
         raise PayloadIntegrityError(f"{label}: zstd data is corrupt ({exc})") from None
-    if len(out) > limit:
+    if declared > limit:
+        raise PayloadIntegrityError(
+            f"{label}: zstd data expands beyond {limit} bytes (its header declares {declared})"
+        )
+    parts: list[bytes] = []
+    produced = 0
+    try:
+        # Read at most limit + 1 bytes, so a bomb stops after one byte too many.
+        with decompressor.stream_reader(data) as reader:
+            while produced <= limit:
+                piece = reader.read(limit + 1 - produced)
+                if not piece:
+                    break
+                parts.append(piece)
+                produced += len(piece)
+    except zstandard.ZstdError as exc:
+        raise PayloadIntegrityError(f"{label}: zstd data is corrupt ({exc})") from None
+    if produced > limit:
         raise PayloadIntegrityError(f"{label}: zstd data expands beyond {limit} bytes")
-    if not obj.eof:
-        raise PayloadIntegrityError(f"{label}: zstd data is truncated")
-    return out
+    if declared >= 0 and produced != declared:
+        raise PayloadIntegrityError(
+            f"{label}: zstd data is truncated ({produced} of {declared} bytes)"
+        )
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 def _bspatch(source: bytes, patch: bytes, limit: int, label: str) -> bytes:

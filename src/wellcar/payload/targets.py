@@ -58,14 +58,37 @@ def region_size(region: TargetRegion) -> int:
     return os.stat(region.path).st_size - region.offset
 
 
+def is_fixed_size(region: TargetRegion) -> bool:
+    """Partitions and devices have a size; a plain slot image file grows as needed."""
+    if region.size is not None:
+        return True
+    try:
+        return stat.S_ISBLK(os.stat(region.path).st_mode)
+    except FileNotFoundError:
+        return False
+
+
+def free_bytes(path: Path) -> int:
+    """Free space on the file system that holds (or will hold) ``path``."""
+    probe = path if path.exists() else path.parent
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    info = os.statvfs(probe)
+    return info.f_bavail * info.f_frsize
+
+
 def byte_ranges(extents: tuple[Extent, ...], block_size: int) -> Iterator[tuple[int, int]]:
     for extent in extents:
         yield extent.start_block * block_size, extent.num_blocks * block_size
 
 
 class RegionReader:
-    def __init__(self, region: TargetRegion) -> None:
+    """Reads a region. Blocks past ``logical_size`` rounded up to a block read as zeros,
+    the way a generator pads an image whose size is not a multiple of 4 KiB."""
+
+    def __init__(self, region: TargetRegion, logical_size: int | None = None) -> None:
         self.region = region
+        self.logical_size = logical_size
         try:
             self.fd = os.open(region.path, os.O_RDONLY)
         except OSError as exc:
@@ -76,6 +99,11 @@ class RegionReader:
 
     def read_at(self, offset: int, length: int) -> bytes:
         data = os.pread(self.fd, length, self.region.offset + offset)
+        if len(data) != length and self.logical_size is not None:
+            # Only the padding of the last block may be missing, not real bytes.
+            padded = -(-self.logical_size // 4096) * 4096
+            if offset + len(data) >= self.logical_size and offset + length <= padded:
+                data += bytes(length - len(data))
         if len(data) != length:
             raise TargetError(f"source {self.region.describe()} ends before byte {offset + length}")
         return data
@@ -98,9 +126,11 @@ class RegionReader:
 class RegionWriter:
     """Writes into a region, hashing the first ``hash_size`` bytes if they come in order."""
 
-    def __init__(self, region: TargetRegion, hash_size: int) -> None:
+    def __init__(self, region: TargetRegion, hash_size: int, truncate: bool = False) -> None:
         self.region = region
+        self.growing = not is_fixed_size(region)
         flags = os.O_RDWR | (os.O_CREAT if region.size is None else 0)
+        flags |= os.O_TRUNC if truncate and self.growing else 0
         try:
             self.fd = os.open(region.path, flags, 0o644)
         except OSError as exc:
@@ -116,6 +146,12 @@ class RegionWriter:
 
     def sync(self) -> None:
         os.fsync(self.fd)
+
+    def finish(self) -> None:
+        """A growing file ends exactly at the new size (no block padding, no stale tail)."""
+        if self.growing:
+            os.ftruncate(self.fd, self.region.offset + self.hash_size)
+        self.sync()
 
     def write_at(self, offset: int, data: bytes | memoryview) -> None:
         if self.region.size is not None and offset + len(data) > self.region.size:
