@@ -396,3 +396,21 @@ def test_other_backend(memory: InMemoryGpt, tmp_path: Path) -> None:
     # tries and priority go in one write, B first
     assert memory.writes[1] == [AttributeUpdate(4, P(2, 2, False).apply_to(0))]
     assert table.slot(Slot.B).state is SlotState.BOOTABLE
+
+
+def test_a_slot_made_bootable_is_not_taken_for_the_running_one(tmp_path: Path) -> None:
+    """Without a recorded boot, the good slot stays "running" after B is made bootable,
+    so the running slot can never become the update target and be overwritten."""
+    image = tmp_path / "disk.img"
+    create_disk_image(image, seed=3)
+    table = SlotTable.for_image(image)
+    assert table.active is Slot.A
+    table.begin_write(Slot.B)
+    table.mark_written(Slot.B)
+    table.mark_verified(Slot.B, "2.0.0", 4096, "ab" * 32)
+    table.make_bootable(Slot.B)
+    fresh = SlotTable.for_image(image)
+    assert fresh.active is Slot.A
+    assert fresh.update_target is Slot.B
+    with pytest.raises(SlotStateError, match="running slot"):
+        fresh.begin_write(Slot.A)

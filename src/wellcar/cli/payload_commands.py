@@ -24,6 +24,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from wellcar.disk import DiskError, Slot, SlotTable
 from wellcar.payload.apply import ApplySources, ApplyTargets, apply_payload
 from wellcar.payload.errors import PayloadError
 from wellcar.payload.generate import GenerateOptions, PayloadInputs, generate_payload
@@ -40,6 +41,7 @@ from wellcar.payload.signing import (
     load_trusted_keys,
     write_key_pair,
 )
+from wellcar.payload.slot_install import install_into_slot
 from wellcar.payload.targets import TargetRegion
 from wellcar.payload.writer import resign_payload
 
@@ -62,7 +64,7 @@ def fail(message: str) -> NoReturn:
 def payload_errors() -> Iterator[None]:
     try:
         yield
-    except PayloadError as exc:
+    except (PayloadError, DiskError) as exc:
         fail(str(exc))
     except OSError as exc:
         fail(f"{exc.filename or 'I/O'}: {exc.strerror or exc}")
@@ -235,9 +237,22 @@ def _opener(payload: str, client: httpx.Client) -> Opener:
 @payload_app.command("apply")
 def apply(
     payload: Annotated[str, typer.Argument(help="Payload file or http(s) URL")],
-    target: Annotated[Path, typer.Option(help="Slot to write: image file or block device")],
+    target: Annotated[
+        Path | None, typer.Option(help="Slot to write: a /usr image file or block device")
+    ] = None,
+    disk: Annotated[
+        Path | None,
+        typer.Option(help="Or: a disk image; writes its inactive USR slot and records it"),
+    ] = None,
+    slot: Annotated[Slot | None, typer.Option(help="With --disk: the slot to write")] = None,
+    version: Annotated[str, typer.Option(help="With --disk: version recorded for the slot")] = (
+        "unknown"
+    ),
+    make_bootable: Annotated[
+        bool, typer.Option(help="With --disk: boot the new slot next (one try) once verified")
+    ] = False,
     source: Annotated[
-        Path | None, typer.Option(help="The running slot (needed for delta payloads)")
+        Path | None, typer.Option(help="The running slot's /usr (for delta payloads)")
     ] = None,
     kernel_target: Annotated[Path | None, typer.Option(help="Where the new kernel goes")] = None,
     initrd_target: Annotated[Path | None, typer.Option(help="Where the new initrd goes")] = None,
@@ -248,10 +263,14 @@ def apply(
     ] = None,
 ) -> None:
     """Write a payload into a slot, verifying as it streams and the result at the end."""
+    if (target is None) == (disk is None):
+        fail("give either --target (a slot file or device) or --disk (a disk image)")
+    written_to = target or disk
+    assert written_to is not None
     with payload_errors(), httpx.Client(timeout=60.0) as client:
         trusted = _trusted(key, no_signature_check)
         checkpoint = CheckpointFile(
-            resume_file or target.with_name(target.name + ".wellcar-apply.json")
+            resume_file or written_to.with_name(written_to.name + ".wellcar-apply.json")
         )
         with _progress() as progress:
             task = progress.add_task("apply", total=None)
@@ -259,14 +278,34 @@ def apply(
             def on_progress(done: int, total: int) -> None:
                 progress.update(task, completed=done, total=total)
 
-            result = apply_payload(
-                _opener(payload, client),
-                ApplyTargets(TargetRegion(target), kernel_target, initrd_target),
-                trusted,
-                ApplySources(TargetRegion(source) if source else None),
-                checkpoint,
-                on_progress,
-            )
+            opener = _opener(payload, client)
+            slot_note = ""
+            if disk is not None:
+                installed = install_into_slot(
+                    opener,
+                    disk,
+                    SlotTable.for_image(disk),
+                    trusted,
+                    version,
+                    slot=slot,
+                    make_bootable=make_bootable,
+                    checkpoint=checkpoint,
+                    on_progress=on_progress,
+                    kernel=kernel_target,
+                    initrd=initrd_target,
+                )
+                result = installed.apply
+                slot_note = f"; slot {installed.slot} is now {installed.info.state}"
+            else:
+                assert target is not None
+                result = apply_payload(
+                    opener,
+                    ApplyTargets(TargetRegion(target), kernel_target, initrd_target),
+                    trusted,
+                    ApplySources(TargetRegion(source) if source else None),
+                    checkpoint,
+                    on_progress,
+                )
     resumed = (
         f", resumed at operation {result.resumed_from_operation}"
         if result.resumed_from_operation is not None
@@ -274,7 +313,7 @@ def apply(
     )
     signer = f"signed by {result.signed_by}" if result.signed_by else "signature not checked"
     out.print(
-        f"{target}: /usr written and verified ({result.new_size} bytes, sha256 "
+        f"{written_to}: /usr written and verified ({result.new_size} bytes, sha256 "
         f"{result.new_sha256.hex()[:16]}…), {result.operations} operations in "
-        f"{result.seconds:.1f} s{resumed}; {signer}"
+        f"{result.seconds:.1f} s{resumed}; {signer}{slot_note}"
     )

@@ -222,6 +222,19 @@ class SlotTable:
             return self._fixed_active
         if status.booted_slot is not None:
             return status.booted_slot
+        # With no recorded boot, a slot marked successful is the running one: a slot that
+        # was just made bootable (tries > 0, not successful) has not run yet, and taking it
+        # for the running slot would make the real one look like the update target.
+        good = [
+            (GptPrio.from_attributes(p.attributes).priority, -p.number, slot)
+            for slot in Slot
+            for p in disk.partitions
+            if p.number == slot.partition_number
+            and GptPrio.from_attributes(p.attributes).successful
+            and GptPrio.from_attributes(p.attributes).priority > 0
+        ]
+        if good:
+            return max(good)[2]
         try:
             choice = gptprio_next(disk.partitions)
         except NoBootablePartitionError:
