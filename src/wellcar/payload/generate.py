@@ -20,7 +20,7 @@ import tempfile
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from wellcar.payload.errors import PayloadError, TargetError
@@ -251,91 +251,147 @@ class _Generator:
         total = len(kinds)
         max_copy = self.options.copy_op_bytes // BLOCK_SIZE
         chunk_blocks = self.options.chunk_bytes // BLOCK_SIZE
-        n = 0
+        span_limit = 2 * chunk_blocks  # keeps bsdiff's window (and memory) small
         last_copy: tuple[int, int] | None = None  # (new block, source block)
-        while n < total:
-            kind = kinds[n]
-            if kind >= 0:
-                src_extents: list[Extent] = []
+        group: list[Extent] = []
+        group_anchor: tuple[int, int] | None = None
+        window = max(2, 2 * self.options.workers)
+        pending: deque[Future[_Encoded]] = deque()
+
+        with ThreadPoolExecutor(max_workers=self.options.workers) as pool:
+
+            def resolve(limit: int) -> None:
+                while len(pending) > limit:
+                    ops.append(self._encoded_op(pending.popleft().result()))
+
+            def flush() -> None:
+                nonlocal group
+                if group:
+                    job = _ChangedGroup(tuple(group), group_anchor, old, new, old_blocks)
+                    pending.append(pool.submit(self._encode_group, job))
+                    group = []
+                    resolve(window)
+
+            n = 0
+            while n < total:
+                kind = kinds[n]
                 start = n
-                while n < total and kinds[n] >= 0 and n - start < max_copy:
-                    if src_extents and (
-                        src_extents[-1].start_block + src_extents[-1].num_blocks == kinds[n]
-                    ):
-                        last = src_extents[-1]
-                        src_extents[-1] = Extent(last.start_block, last.num_blocks + 1)
-                    else:
-                        src_extents.append(Extent(kinds[n], 1))
-                    last_copy = (n, kinds[n])
-                    n += 1
-                self._count(OpType.SOURCE_COPY, 0)
-                ops.append(
-                    InstallOperation(
-                        type=OpType.SOURCE_COPY,
-                        src_extents=tuple(src_extents),
-                        dst_extents=(Extent(start, n - start),),
+                if kind >= 0:
+                    src_extents: list[Extent] = []
+                    while n < total and kinds[n] >= 0 and n - start < max_copy:
+                        last = src_extents[-1] if src_extents else None
+                        if last and last.start_block + last.num_blocks == kinds[n]:
+                            src_extents[-1] = Extent(last.start_block, last.num_blocks + 1)
+                        else:
+                            src_extents.append(Extent(kinds[n], 1))
+                        last_copy = (n, kinds[n])
+                        n += 1
+                    self._count(OpType.SOURCE_COPY, 0)
+                    ops.append(
+                        InstallOperation(
+                            type=OpType.SOURCE_COPY,
+                            src_extents=tuple(src_extents),
+                            dst_extents=(Extent(start, n - start),),
+                        )
                     )
-                )
-            elif kind == -1:
-                start = n
-                while n < total and kinds[n] == -1 and n - start < max_copy:
-                    n += 1
-                self._count(OpType.ZERO, 0)
-                ops.append(
-                    InstallOperation(type=OpType.ZERO, dst_extents=(Extent(start, n - start),))
-                )
-            else:
-                start = n
-                while n < total and kinds[n] == -2 and n - start < chunk_blocks:
-                    n += 1
-                ops.append(self._changed_chunk(start, n - start, last_copy, old, new, old_blocks))
-            if self.progress is not None:
-                self.progress("delta", n, total)
+                elif kind == -1:
+                    while n < total and kinds[n] == -1 and n - start < max_copy:
+                        n += 1
+                    self._count(OpType.ZERO, 0)
+                    ops.append(
+                        InstallOperation(type=OpType.ZERO, dst_extents=(Extent(start, n - start),))
+                    )
+                else:
+                    # Changed blocks near each other (file system metadata is scattered in
+                    # single blocks) share one operation with several destination extents.
+                    while n < total and kinds[n] == -2 and n - start < chunk_blocks:
+                        n += 1
+                    in_group = sum(e.num_blocks for e in group)
+                    if group and (
+                        in_group + n - start > chunk_blocks or n - group[0].start_block > span_limit
+                    ):
+                        flush()
+                    if not group:
+                        group_anchor = last_copy
+                    group.append(Extent(start, n - start))
+                if self.progress is not None:
+                    self.progress("delta", n, total)
+            flush()
+            resolve(0)
         return ops
 
-    def _changed_chunk(
-        self,
-        start: int,
-        count: int,
-        last_copy: tuple[int, int] | None,
-        old: Path,
-        new: Path,
-        old_blocks: int,
-    ) -> InstallOperation:
-        data = _read_blocks(new, start, count)
-        dst = (Extent(start, count),)
+    def _encode_group(self, job: _ChangedGroup) -> _Encoded:
+        """Encode one group of changed blocks the cheapest way (runs on a worker thread)."""
+        data = b"".join(_read_blocks(job.new, e.start_block, e.num_blocks) for e in job.dst)
+        first = job.dst[0].start_block
+        span = job.dst[-1].start_block + job.dst[-1].num_blocks - first
         # Where the old version of this content most likely sits: as far past the last
-        # copied block in the old image as this chunk is past it in the new one.
-        expected = last_copy[1] + (start - last_copy[0]) if last_copy else start
-        candidates: list[tuple[int, OpType, bytes, tuple[Extent, ...]]] = []
-        plain = encode_zstd(data, self.options.zstd_level)
-        candidates.append((len(plain), OpType.REPLACE_ZSTD, plain, ()))
-        window = self._source_window(expected, count, self.options.dictionary_bytes, old_blocks)
+        # copied block in the old image as this group is past it in the new one.
+        anchor = job.anchor
+        expected = anchor[1] + (first - anchor[0]) if anchor else first
+        level = self.options.zstd_level
+        quick = min(level, 9)  # choosing at level 9: a large dictionary at 19 costs seconds
+        candidates: list[_Encoded] = [
+            _Encoded(OpType.REPLACE_ZSTD, encode_zstd(data, quick), job.dst, (), data)
+        ]
+        window = self._source_window(expected, span, self.options.dictionary_bytes, job)
+        source = b""
         if window is not None:
-            source = _read_blocks(old, window.start_block, window.num_blocks)
-            patched = encode_zstd_patch(source, data, self.options.zstd_level)
-            candidates.append((len(patched), OpType.SOURCE_ZSTD_PATCH, patched, (window,)))
-            small = self._source_window(
-                expected, count, self.options.bsdiff_source_bytes, old_blocks
+            source = _read_blocks(job.old, window.start_block, window.num_blocks)
+            patched = encode_zstd_patch(source, data, quick)
+            candidates.append(
+                _Encoded(OpType.SOURCE_ZSTD_PATCH, patched, job.dst, (window,), data, source)
             )
-            if self.options.try_bsdiff and small is not None:
+            small = self._source_window(expected, span, self.options.bsdiff_source_bytes, job)
+            # bsdiff needs ~17 bytes of memory per source byte: only on a bounded window.
+            worth_it = (
+                len(data) >= 64 << 10 and span * BLOCK_SIZE <= self.options.bsdiff_source_bytes
+            )
+            if self.options.try_bsdiff and small is not None and worth_it:
                 offset = (small.start_block - window.start_block) * BLOCK_SIZE
                 small_source = source[offset : offset + small.num_blocks * BLOCK_SIZE]
                 diff = encode_bsdiff(small_source, data)
-                candidates.append((len(diff), OpType.SOURCE_BSDIFF, diff, (small,)))
-        size, kind, blob, src = min(candidates, key=lambda c: c[0])
-        if size >= len(data):
-            return self._data_op(OpType.REPLACE, data, dst)
-        return self._data_op(kind, blob, dst, src)
+                candidates.append(_Encoded(OpType.SOURCE_BSDIFF, diff, job.dst, (small,), data))
+        best = min(candidates, key=lambda c: len(c.blob))
+        if level > quick and len(data) >= 256 << 10:
+            if best.type is OpType.REPLACE_ZSTD:
+                best = replace(best, blob=encode_zstd(data, level))
+            elif best.type is OpType.SOURCE_ZSTD_PATCH:
+                best = replace(best, blob=encode_zstd_patch(best.source, data, level))
+        return best
+
+    def _encoded_op(self, encoded: _Encoded) -> InstallOperation:
+        if len(encoded.blob) >= len(encoded.data):
+            return self._data_op(OpType.REPLACE, encoded.data, encoded.dst)
+        return self._data_op(encoded.type, encoded.blob, encoded.dst, encoded.src)
 
     @staticmethod
-    def _source_window(expected: int, count: int, nbytes: int, old_blocks: int) -> Extent | None:
-        if old_blocks == 0:
+    def _source_window(expected: int, count: int, nbytes: int, job: _ChangedGroup) -> Extent | None:
+        if job.old_blocks == 0:
             return None
-        span = max(nbytes // BLOCK_SIZE, count)
-        begin = max(0, min(expected - (span - count) // 2, old_blocks - span))
-        end = min(old_blocks, begin + span)
+        span = min(max(nbytes // BLOCK_SIZE, count), job.old_blocks)
+        begin = max(0, min(expected - (span - count) // 2, job.old_blocks - span))
+        end = min(job.old_blocks, begin + span)
         return Extent(begin, end - begin) if end > begin else None
+
+
+@dataclass(frozen=True)
+class _ChangedGroup:
+    dst: tuple[Extent, ...]
+    anchor: tuple[int, int] | None
+    old: Path
+    new: Path
+    old_blocks: int
+
+
+@dataclass(frozen=True)
+class _Encoded:
+    type: OpType
+    blob: bytes
+    dst: tuple[Extent, ...]
+    src: tuple[Extent, ...]
+    data: bytes
+    source: bytes = b""
 
 
 def generate_payload(

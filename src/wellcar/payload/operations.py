@@ -129,12 +129,18 @@ def encode_zstd(data: bytes, level: int) -> bytes:
 
 def encode_zstd_patch(source: bytes, data: bytes, level: int) -> bytes:
     dictionary = zstandard.ZstdCompressionDict(source, dict_type=zstandard.DICT_TYPE_RAWCONTENT)
-    # The window must reach back over the whole dictionary for matches far into the source.
+    # The window must reach back over the whole dictionary, and no further: the match
+    # finder's tables grow with it (window_log 27 cost ~250 MB per compressor at level 19).
+    window_log = min(27, max(17, (len(source) + len(data) - 1).bit_length()))
     params = zstandard.ZstdCompressionParameters.from_level(
         level,
         source_size=len(data),
         dict_size=len(source),
-        window_log=27,
+        window_log=window_log,
+        # Level 19's match-finder tables for a multi-MiB dictionary are hundreds of MB;
+        # capped they cost a few percent of ratio and stay ~30 MB per compressor.
+        chain_log=min(window_log, 22),
+        hash_log=min(window_log, 21),
         write_content_size=True,
     )
     compressor = zstandard.ZstdCompressor(dict_data=dictionary, compression_params=params)
