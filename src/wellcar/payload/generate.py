@@ -342,11 +342,11 @@ class _Generator:
             candidates.append(
                 _Encoded(OpType.SOURCE_ZSTD_PATCH, patched, job.dst, (window,), data, source)
             )
-            small = self._source_window(expected, span, self.options.bsdiff_source_bytes, job)
-            # bsdiff needs ~17 bytes of memory per source byte: only on a bounded window.
-            worth_it = (
-                len(data) >= 64 << 10 and span * BLOCK_SIZE <= self.options.bsdiff_source_bytes
-            )
+            # bsdiff needs ~17 bytes of memory and a suffix sort per source byte: give it a
+            # window in proportion to the data, never more than bsdiff_source_bytes.
+            bsdiff_bytes = min(self.options.bsdiff_source_bytes, max(256 << 10, 8 * len(data)))
+            small = self._source_window(expected, span, bsdiff_bytes, job)
+            worth_it = len(data) >= 16 << 10 and span * BLOCK_SIZE <= bsdiff_bytes
             if self.options.try_bsdiff and small is not None and worth_it:
                 offset = (small.start_block - window.start_block) * BLOCK_SIZE
                 small_source = source[offset : offset + small.num_blocks * BLOCK_SIZE]
