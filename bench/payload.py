@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{seconds:>8.1f}s{_mb(rss):>13}")  # fmt: skip
     print(f"\n  delta / full = {delta.size / full.size:.2%} (goal <= 5 %)")
     for p in peers:
-        if p.peer != "zstd-19":
+        if "patch" in p.peer or "bsdiff" in p.peer:
             print(f"  wellcar delta / {p.peer} = {delta.size / p.output_size:.2f}x")
     print("\napply throughput against a plain copy of the same bytes (read, write, fsync)")
     for a in applied:

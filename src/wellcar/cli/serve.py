@@ -13,8 +13,9 @@ from rich.console import Console
 from wellcar.server.auth import Tokens
 from wellcar.server.db.engine import create_db_engine, migrate
 from wellcar.server.errors import ServerError
+from wellcar.server.fleetlock import MAX_FLEETLOCK_SLOTS
 from wellcar.server.logging_setup import configure_logging
-from wellcar.server.settings import ServerSettings
+from wellcar.server.settings import DEFAULT_FLEETLOCK_SLOTS, ServerSettings
 
 console = Console(stderr=True)
 
@@ -49,12 +50,24 @@ def serve(
         str | None, typer.Option(help="Serve Omaha only at /v1/update/<suffix> (a secret)")
     ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
+    fleetlock_default_slots: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=MAX_FLEETLOCK_SLOTS,
+            help="FleetLock: reboot slots of a group without configured slots (0: none)",
+        ),
+    ] = DEFAULT_FLEETLOCK_SLOTS,
 ) -> None:
-    """Run the update server: Omaha at /v1/update/, REST at /api, /metrics, /health."""
+    """Run the update server: Omaha at /v1/update/, FleetLock at /v1/pre-reboot and
+    /v1/steady-state, REST at /api, /metrics, /health."""
     from wellcar.server.asgi import settings_to_env
 
     settings = ServerSettings(
-        data_dir=data_dir, database_url=database, omaha_path_suffix=api_endpoint_suffix
+        data_dir=data_dir,
+        database_url=database,
+        omaha_path_suffix=api_endpoint_suffix,
+        fleetlock_default_slots=fleetlock_default_slots,
     )
     configure_logging(log_level)
     try:

@@ -16,9 +16,11 @@ from starlette.routing import Route
 
 from wellcar.omaha import OmahaParseError, parse_request, render_response
 from wellcar.server.api import api_router
+from wellcar.server.api import fleetlock as fleetlock_api
 from wellcar.server.auth import Tokens
 from wellcar.server.clock import Clock, utc_now
 from wellcar.server.db.engine import READ_ONLY, create_db_engine, migrate
+from wellcar.server.fleetlock import FleetLock
 from wellcar.server.metrics import ServerMetrics
 from wellcar.server.omaha_endpoint import OmahaContext, OmahaEndpoint
 from wellcar.server.settings import ServerSettings
@@ -62,7 +64,8 @@ def create_app(
         settings.effective_database_url, pool_size=settings.db_pool_size
     )
     tokens = Tokens.load(settings.data_dir)
-    metrics = ServerMetrics(engine, clock)
+    metrics = ServerMetrics(engine, clock, fleetlock_default_slots=settings.fleetlock_default_slots)
+    fleetlock = FleetLock(engine, clock, settings.fleetlock_default_slots)
     omaha = OmahaEndpoint(engine, clock)
 
     @asynccontextmanager
@@ -82,6 +85,7 @@ def create_app(
     app.state.tokens = tokens
     app.state.settings = settings
     app.state.metrics = metrics
+    app.state.fleetlock = fleetlock
 
     async def omaha_update(request: Request) -> Response:
         started = time.perf_counter()
@@ -129,5 +133,9 @@ def create_app(
         payload, content_type = metrics.render()
         return Response(payload, media_type=content_type)
 
+    # FleetLock: the protocol at the root (Zincati's base_url), its admin API under /api.
+    # Nodes' paths are matched first, as Omaha's are.
+    app.include_router(fleetlock_api.protocol_router)
     app.include_router(api_router)
+    app.include_router(fleetlock_api.router, prefix="/api")
     return app

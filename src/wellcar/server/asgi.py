@@ -8,16 +8,21 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from wellcar.server.app import create_app
-from wellcar.server.settings import ServerSettings
+from wellcar.server.settings import DEFAULT_FLEETLOCK_SLOTS, ServerSettings
 
 ENV_DATA_DIR = "WELLCAR_SERVE_DATA_DIR"
 ENV_DATABASE = "WELLCAR_SERVE_DATABASE"
 ENV_SUFFIX = "WELLCAR_SERVE_OMAHA_SUFFIX"
 ENV_POOL = "WELLCAR_SERVE_DB_POOL"
+ENV_FLEETLOCK_SLOTS = "WELLCAR_SERVE_FLEETLOCK_DEFAULT_SLOTS"
 
 
 def settings_to_env(settings: ServerSettings) -> dict[str, str]:
-    env = {ENV_DATA_DIR: str(settings.data_dir), ENV_POOL: str(settings.db_pool_size)}
+    env = {
+        ENV_DATA_DIR: str(settings.data_dir),
+        ENV_POOL: str(settings.db_pool_size),
+        ENV_FLEETLOCK_SLOTS: str(settings.fleetlock_default_slots),
+    }
     if settings.database_url:
         env[ENV_DATABASE] = settings.database_url
     if settings.omaha_path_suffix:
@@ -31,5 +36,8 @@ def app_from_env() -> FastAPI:
         database_url=os.environ.get(ENV_DATABASE) or None,
         omaha_path_suffix=os.environ.get(ENV_SUFFIX) or None,
         db_pool_size=int(os.environ.get(ENV_POOL, "10")),
+        fleetlock_default_slots=int(
+            os.environ.get(ENV_FLEETLOCK_SLOTS, str(DEFAULT_FLEETLOCK_SLOTS))
+        ),
     )
     return create_app(settings)

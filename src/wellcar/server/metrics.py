@@ -17,7 +17,9 @@ from wellcar.server.clock import Clock
 from wellcar.server.db import schema as t
 from wellcar.server.db.engine import READ_ONLY
 from wellcar.server.fleet_codes import InstanceStatus
+from wellcar.server.fleetlock import group_states
 from wellcar.server.policy import ACTIVITY_WINDOW
+from wellcar.server.settings import DEFAULT_FLEETLOCK_SLOTS
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -67,10 +69,43 @@ class FleetCollector(Collector):
         yield failed
 
 
+class FleetLockCollector(Collector):
+    """Reboot slots and their holders per FleetLock group, read from the database."""
+
+    def __init__(self, engine: Engine, default_slots: int) -> None:
+        self.engine = engine
+        self.default_slots = default_slots
+
+    def collect(self):  # type: ignore[no-untyped-def]
+        holders = GaugeMetricFamily(
+            "wellcar_fleetlock_holders",
+            "Nodes holding a FleetLock reboot slot, by group",
+            labels=["group"],
+        )
+        slots = GaugeMetricFamily(
+            "wellcar_fleetlock_slots",
+            "Reboot slots of each FleetLock group (configured, else the default)",
+            labels=["group"],
+        )
+        with self.engine.connect().execution_options(**{READ_ONLY: True}) as conn:
+            for group in group_states(conn, self.default_slots):
+                holders.add_metric([group.name], len(group.holders))
+                slots.add_metric([group.name], group.slots)
+        yield holders
+        yield slots
+
+
 class ServerMetrics:
-    def __init__(self, engine: Engine, clock: Clock) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        clock: Clock,
+        *,
+        fleetlock_default_slots: int = DEFAULT_FLEETLOCK_SLOTS,
+    ) -> None:
         self.registry = CollectorRegistry()
         self.registry.register(FleetCollector(engine, clock))
+        self.registry.register(FleetLockCollector(engine, fleetlock_default_slots))
         self._latency = Histogram(
             "wellcar_omaha_request_duration_seconds",
             "Time to answer one Omaha request (this process)",
@@ -83,12 +118,22 @@ class ServerMetrics:
             ["reason"],
             registry=self.registry,
         )
+        # Labelled by operation and result only: group names come from unauthenticated clients.
+        self._fleetlock_requests = Counter(
+            "wellcar_fleetlock_requests",
+            "FleetLock requests by operation (pre-reboot, steady-state) and result (this process)",
+            ["operation", "result"],
+            registry=self.registry,
+        )
 
     def observe_omaha(self, seconds: float) -> None:
         self._latency.observe(seconds)
 
     def omaha_rejected(self, reason: str) -> None:
         self._rejected.labels(reason=reason).inc()
+
+    def fleetlock_request(self, operation: str, result: str) -> None:
+        self._fleetlock_requests.labels(operation=operation, result=result).inc()
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -8,6 +8,7 @@ from pathlib import Path
 from wellcar.server.db.engine import sqlite_url
 
 DEFAULT_MAX_BODY = 64 * 1024
+DEFAULT_FLEETLOCK_SLOTS = 1  # reboot slots of a FleetLock group nobody configured
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,6 +19,7 @@ class ServerSettings:
     max_body_bytes: int = DEFAULT_MAX_BODY
     db_pool_size: int = 10
     demo: bool = False
+    fleetlock_default_slots: int = DEFAULT_FLEETLOCK_SLOTS
 
     @property
     def effective_database_url(self) -> str:

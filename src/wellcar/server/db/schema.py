@@ -244,3 +244,28 @@ activity = Table(
     Column("created_ts", DateTime, nullable=False),
 )
 Index("ix_activity_app_ts", activity.c.application_id, activity.c.created_ts)
+
+# FleetLock (Zincati's reboot coordination, docs/fleetlock.md): one row per reboot group,
+# one per node holding a reboot slot. A group row is what PostgreSQL locks to serialise
+# the slot decisions of its group.
+fleetlock_group = Table(
+    "fleetlock_group",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    # NULL: the server's default (`wellcar serve --fleetlock-default-slots`).
+    Column("slots", Integer, nullable=True),
+    Column("updated_at", DateTime, nullable=False),
+)
+
+fleetlock_holder = Table(
+    "fleetlock_holder",
+    metadata,
+    Column(
+        "group_name",
+        String(255),
+        ForeignKey("fleetlock_group.name", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("node_id", String(255), primary_key=True),
+    Column("acquired_at", DateTime, nullable=False),
+)
