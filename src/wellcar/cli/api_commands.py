@@ -8,19 +8,17 @@ Failures print one line on stderr and exit with status 1.
 from __future__ import annotations
 
 import json
-import os
-import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 from pydantic import BaseModel, ValidationError
-from rich.console import Console
 from rich.table import Table
 
 from wellcar.cli.api_client import ApiClient, ApiClientError
+from wellcar.cli.output import UsageError, fail, out
 from wellcar.server.api.models import (
     AppCreate,
     Application,
@@ -68,33 +66,6 @@ ChannelArg = Annotated[str, typer.Argument(help="Channel id or name")]
 ArchOpt = Annotated[
     str | None, typer.Option("--arch", help="all, amd64, aarch64 (arm64) or x86; or 0-3")
 ]
-
-err = Console(stderr=True, soft_wrap=True, highlight=False)
-PIPE_WIDTH = 240  # tables written to a pipe or file are not squeezed to 80 columns
-
-
-class _Out:
-    """stdout as a Rich console, created per print (so redirected stdout is honoured)."""
-
-    def print(self, *objects: Any) -> None:
-        width = (
-            None
-            if sys.stdout.isatty()
-            else (int(os.environ.get("COLUMNS", "0") or 0) or PIPE_WIDTH)
-        )
-        Console(width=width, highlight=False).print(*objects)
-
-
-out = _Out()
-
-
-class UsageError(Exception):
-    """A value given on the command line cannot be used."""
-
-
-def fail(message: str) -> NoReturn:
-    err.print(f"error: {message}", markup=False)
-    raise typer.Exit(1)
 
 
 @contextmanager

@@ -8,19 +8,17 @@ The slot commands keep a slot-status file next to the image (IMAGE.slots.json) u
 from __future__ import annotations
 
 import json
-import os
-import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from wellcar.cli.output import UsageError, err, fail, out
 from wellcar.disk import (
     SECTOR_SIZE,
     DiskError,
@@ -60,33 +58,6 @@ ActiveOpt = Annotated[
         "else the one gptprio would boot]",
     ),
 ]
-
-err = Console(stderr=True, soft_wrap=True, highlight=False)
-PIPE_WIDTH = 240  # tables written to a pipe or file are not squeezed to 80 columns
-
-
-class _Out:
-    """stdout as a Rich console, created per print (so redirected stdout is honoured)."""
-
-    def print(self, *objects: Any) -> None:
-        width = (
-            None
-            if sys.stdout.isatty()
-            else (int(os.environ.get("COLUMNS", "0") or 0) or PIPE_WIDTH)
-        )
-        Console(width=width, highlight=False).print(*objects)
-
-
-out = _Out()
-
-
-class UsageError(Exception):
-    """A value given on the command line cannot be used."""
-
-
-def fail(message: str) -> NoReturn:
-    err.print(f"error: {message}", markup=False)
-    raise typer.Exit(1)
 
 
 @contextmanager

@@ -9,11 +9,10 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import httpx
 import typer
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -24,6 +23,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from wellcar.cli.output import err, fail, out
 from wellcar.disk import DiskError, Slot, SlotTable
 from wellcar.payload.apply import ApplySources, ApplyTargets, apply_payload
 from wellcar.payload.errors import PayloadError
@@ -50,14 +50,6 @@ payload_app = typer.Typer(
     no_args_is_help=True,
 )
 keys_app = typer.Typer(help="Signing keys for payloads.", no_args_is_help=True)
-
-out = Console(highlight=False)
-err = Console(stderr=True, soft_wrap=True, highlight=False)
-
-
-def fail(message: str) -> NoReturn:
-    err.print(f"error: {message}", markup=False)
-    raise typer.Exit(1)
 
 
 @contextmanager
