@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from wellcar.cli import payload_commands
 from wellcar.cli.main import app as wellcar_app
 from wellcar.payload.signing import load_signing_key
 
@@ -20,7 +19,7 @@ from ..payload.helpers import BS, loopback_http, make_blob, make_old_image
 @pytest.fixture(autouse=True)
 def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
     """Long paths in the summary lines: keep rich from wrapping them."""
-    monkeypatch.setattr(payload_commands.out, "width", 10_000)
+    monkeypatch.setenv("COLUMNS", "10000")
 
 
 def run(*args: str | Path) -> Result:
