@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,10 +58,13 @@ class FakeRunner(SystemdRunner):
     """Unit states from a table (a list is a sequence of answers, the last one repeated);
     commands run for real."""
 
-    def __init__(self, states: dict[str, str | list[str]] | None = None) -> None:
+    def __init__(self, states: Mapping[str, str | list[str]] | None = None) -> None:
         super().__init__()
         self.states: dict[str, str | list[str]] = {unit: "active" for unit in UNITS}
-        self.states.update(states or {})
+        # Lists are consumed as answers are given: copy them, the caller's stay intact.
+        self.states.update(
+            {k: list(v) if isinstance(v, list) else v for k, v in (states or {}).items()}
+        )
         self.commands: list[Sequence[str]] = []
 
     def unit_state(self, unit: str) -> str:
@@ -75,8 +78,8 @@ class FakeRunner(SystemdRunner):
         return super().run(command, timeout)
 
 
-HEALTHY = {unit: "active" for unit in UNITS}
-SICK: dict[str, str | list[str]] = {"docker.service": "failed"}
+HEALTHY: Mapping[str, str | list[str]] = {unit: "active" for unit in UNITS}
+SICK: Mapping[str, str | list[str]] = {"docker.service": "failed"}
 
 
 @dataclass
@@ -95,38 +98,35 @@ class FakeClock:
 # ----------------------------------------------------------------------- verdicts
 
 
+B, G, P = HealthStatus.BAD, HealthStatus.GOOD, HealthStatus.PENDING
+AGENT = DEFAULT_AGENT_UNIT
+
+
 @pytest.mark.parametrize(
     ("states", "elapsed", "status", "reasons"),
     [
-        ({}, 0.0, HealthStatus.GOOD, ()),
-        ({"docker.service": "reloading"}, 999.0, HealthStatus.GOOD, ()),
+        ({}, 0.0, G, ()),
+        ({"docker.service": "reloading"}, 999.0, G, ()),
         # A failed unit is bad at once: no point waiting out the grace period.
-        ({"docker.service": "failed"}, 0.0, HealthStatus.BAD, ("docker.service is failed",)),
+        ({"docker.service": "failed"}, 0.0, B, ("docker.service is failed",)),
         # Queued units read "inactive" during boot: only pending while in grace.
-        ({"docker.service": "inactive"}, 10.0, HealthStatus.PENDING, ("docker.service is inactive",)),
-        ({"docker.service": "inactive"}, 60.0, HealthStatus.BAD, ("docker.service is inactive",)),
-        ({"containerd.service": "activating"}, 30.0, HealthStatus.PENDING, ("containerd.service is activating",)),
-        ({"containerd.service": "activating"}, 61.0, HealthStatus.BAD, ("containerd.service is activating",)),
+        ({"docker.service": "inactive"}, 10.0, P, ("docker.service is inactive",)),
+        ({"docker.service": "inactive"}, 60.0, B, ("docker.service is inactive",)),
+        ({"containerd.service": "activating"}, 30.0, P, ("containerd.service is activating",)),
+        ({"containerd.service": "activating"}, 61.0, B, ("containerd.service is activating",)),
         # The agent is running this very code: "activating" (not yet READY=1) is fine.
-        ({DEFAULT_AGENT_UNIT: "activating"}, 999.0, HealthStatus.GOOD, ()),
-        ({DEFAULT_AGENT_UNIT: "failed"}, 0.0, HealthStatus.BAD, (f"{DEFAULT_AGENT_UNIT} is failed",)),
-        ({"docker.service": "deactivating"}, 0.0, HealthStatus.BAD, ("docker.service is deactivating",)),
-        (
-            {"docker.service": "failed", "containerd.service": "inactive"},
-            0.0,
-            HealthStatus.BAD,
-            ("docker.service is failed",),  # bad outranks pending
-        ),
-        (
-            {"docker.service": "failed", "containerd.service": "failed"},
-            0.0,
-            HealthStatus.BAD,
-            ("containerd.service is failed", "docker.service is failed"),
-        ),
+        ({AGENT: "activating"}, 999.0, G, ()),
+        ({AGENT: "failed"}, 0.0, B, (f"{AGENT} is failed",)),
+        ({"docker.service": "deactivating"}, 0.0, B, ("docker.service is deactivating",)),
+        # Bad outranks pending.
+        ({"docker.service": "failed", "containerd.service": "inactive"}, 0.0, B,
+         ("docker.service is failed",)),
+        ({"docker.service": "failed", "containerd.service": "failed"}, 0.0, B,
+         ("containerd.service is failed", "docker.service is failed")),
     ],
 )  # fmt: skip
 def test_unit_states_make_the_verdict(
-    states: dict[str, str | list[str]],
+    states: Mapping[str, str | list[str]],
     elapsed: float,
     status: HealthStatus,
     reasons: tuple[str, ...],
@@ -224,7 +224,7 @@ class Node:
     clock: FakeClock
     reboots: list[str]
 
-    def assess(self, states: dict[str, str | list[str]] | None = None) -> BootAssessor:
+    def assess(self, states: Mapping[str, str | list[str]] | None = None) -> BootAssessor:
         return BootAssessor(
             self.backend,
             CHECK,

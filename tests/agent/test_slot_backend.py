@@ -256,7 +256,10 @@ def test_lsblk_tree_output_names_the_slot_disk_by_nesting() -> None:
 
 
 def test_with_two_slot_disks_the_one_holding_the_booted_partition_wins() -> None:
-    other_a, other_b = "6f7a0000-0000-4000-8000-000000000001", "6f7a0000-0000-4000-8000-000000000002"
+    other_a, other_b = (
+        "6f7a0000-0000-4000-8000-000000000001",
+        "6f7a0000-0000-4000-8000-000000000002",
+    )
     tree = {
         "blockdevices": [
             _disk_tree("sda", "sda", other_a, other_b),
@@ -283,9 +286,7 @@ def test_two_copies_of_one_image_cannot_be_told_apart() -> None:
         ("not json", "not JSON"),
         ('{"devices": []}', "no 'blockdevices'"),
         (
-            json.dumps(
-                {"blockdevices": [{"name": "vda3", "pkname": "vda", "partlabel": "USR-A"}]}
-            ),
+            json.dumps({"blockdevices": [{"name": "vda3", "pkname": "vda", "partlabel": "USR-A"}]}),
             "no disk has both",
         ),
     ],
@@ -319,7 +320,7 @@ def test_a_boot_entry_renders_to_the_type_1_format() -> None:
         version="4459.2.1",
         linux="/EFI/wellcar/vmlinuz-b",
         initrd="/EFI/wellcar/initrd-b",
-        options=("console=ttyS0", 'acpi_osi=!Windows 2012', "mount.usr=PARTUUID=x"),
+        options=("console=ttyS0", "acpi_osi=!Windows 2012", "mount.usr=PARTUUID=x"),
         sort_key="wellcar",
     )
     assert render_boot_entry(entry) == (

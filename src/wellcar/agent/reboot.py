@@ -101,7 +101,7 @@ def parse_loginctl_sessions(text: str) -> tuple[LoginSession, ...]:
 
 
 # glibc's struct utmp on Linux (x86-64, aarch64): 384 bytes per record.
-_UTMP_RECORD = struct.Struct("<hxxi32s4s32s256shhii4i20s")
+_UTMP_RECORD = struct.Struct("<hxxi32s4s32s256shhiii4i20s")
 _UTMP_USER_PROCESS = 7
 
 

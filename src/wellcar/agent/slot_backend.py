@@ -783,8 +783,12 @@ class FileSlotBackend:
         result: BootResult = SlotTable.for_image(self.image, self.status_path).boot_next()
         boot_id = uuid.uuid4().hex
         self._store(_NodeState(result.slot, boot_id, self._clock(), reboot_requested=False))
-        log.info("simulated boot of slot %s (%s) with boot id %s", result.slot,
-                 result.after.describe(), boot_id)  # fmt: skip
+        log.info(
+            "simulated boot of slot %s (%s), boot id %s",
+            result.slot,
+            result.after.describe(),
+            boot_id,
+        )
         return SimulatedBoot(result.slot, boot_id, result.before, result.after)
 
     @property
@@ -951,8 +955,9 @@ class BlockDeviceSlotBackend:
             prio = GptPrio.from_attributes(partition.attributes)
             if left is None or prio.priority == 0 or prio.successful or prio.tries <= left:
                 continue
-            log.info("systemd-boot used a try of slot %s: GPT tries %d -> %d", slot,
-                     prio.tries, left)  # fmt: skip
+            log.info(
+                "systemd-boot used a try of slot %s: GPT tries %d -> %d", slot, prio.tries, left
+            )
             lowered = GptPrio(prio.priority, left, False).apply_to(partition.attributes)
             store.write_attributes([AttributeUpdate(partition.number, lowered)])
 
