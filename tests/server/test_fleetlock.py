@@ -228,6 +228,17 @@ def test_arbitrary_bodies_never_fail_the_server(
         assert set(resp.json()) == {"kind", "value"}
 
 
+def test_database_failure_is_a_503_to_retry(nodes: TestClient) -> None:
+    engine = nodes.app.state.engine  # type: ignore[attr-defined]
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE fleetlock_holder"))
+    assert "try again" in rejection(pre_reboot(nodes, "n1"), 503, "failed_lock")
+    assert "try again" in rejection(steady_state(nodes, "n1"), 503, "failed_unlock")
+    assert error_of(nodes.get("/api/fleetlock/groups", headers=READER), 503)
+    metric = 'wellcar_fleetlock_requests_total{operation="pre-reboot",result="database_error"} 1.0'
+    assert metric in nodes.get("/metrics").text
+
+
 # -------------------------------------------------------------------------------- admin
 
 
@@ -354,7 +365,9 @@ def test_default_slots_setting(data_dir: Path, monkeypatch: pytest.MonkeyPatch) 
     # Worker processes get their settings through the environment.
     for name, value in settings_to_env(ServerSettings(data_dir, fleetlock_default_slots=3)).items():
         monkeypatch.setenv(name, value)
-    assert app_from_env().state.fleetlock.default_slots == 3
+    worker_app = app_from_env()
+    assert worker_app.state.fleetlock.default_slots == 3
+    worker_app.state.engine.dispose()
     with pytest.raises(ConfigError):
         create_app(ServerSettings(data_dir=data_dir, fleetlock_default_slots=-1))
 

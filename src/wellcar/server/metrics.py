@@ -6,12 +6,15 @@ behind a load balancer reports the same fleet. Request latency is per process.
 
 from __future__ import annotations
 
+import logging
+
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 
 from wellcar.server.clock import Clock
 from wellcar.server.db import schema as t
@@ -21,6 +24,7 @@ from wellcar.server.fleetlock import group_states
 from wellcar.server.policy import ACTIVITY_WINDOW
 from wellcar.server.settings import DEFAULT_FLEETLOCK_SLOTS
 
+log = logging.getLogger("wellcar.server.metrics")
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
@@ -87,10 +91,16 @@ class FleetLockCollector(Collector):
             "Reboot slots of each FleetLock group (configured, else the default)",
             labels=["group"],
         )
-        with self.engine.connect().execution_options(**{READ_ONLY: True}) as conn:
-            for group in group_states(conn, self.default_slots):
-                holders.add_metric([group.name], len(group.holders))
-                slots.add_metric([group.name], group.slots)
+        try:
+            with self.engine.connect().execution_options(**{READ_ONLY: True}) as conn:
+                groups = group_states(conn, self.default_slots)
+        except DBAPIError as exc:
+            # Leave the gauges out; the rest of the scrape (request counters) still counts.
+            log.warning("fleetlock gauges skipped: database error: %s", exc.orig)
+            return
+        for group in groups:
+            holders.add_metric([group.name], len(group.holders))
+            slots.add_metric([group.name], group.slots)
         yield holders
         yield slots
 

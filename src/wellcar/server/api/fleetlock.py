@@ -249,7 +249,8 @@ async def _in_database(
     try:
         return await run_in_threadpool(call, who)
     except (DBAPIError, DatabaseError) as exc:
-        log.error("fleetlock %s failed: database error: %s", operation, exc)
+        reason = exc.orig if isinstance(exc, DBAPIError) else exc
+        log.error("fleetlock %s failed: database error: %s", operation, reason)
         raise _unavailable(failure_kind) from exc
 
 
