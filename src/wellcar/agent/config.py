@@ -528,232 +528,265 @@ class _Layers:
                 return found
         return None
 
+    def value(self, *keys: str) -> ConfEntry | None:
+        """Like get, but None for an empty value too (empty means "the default")."""
+        entry = self.get(*keys)
+        return entry if entry is not None and entry.value else None
+
 
 def _fail(entry: ConfEntry, message: str) -> ConfigError:
     return ConfigError(f"{entry.key}: {message}", path=entry.path, line=entry.line)
+
+
+def _where(entry: ConfEntry) -> str:
+    return f"{entry.path}:{entry.line}"
+
+
+class _Loader:
+    """One load_config run: the files, then one method per group of settings,
+    each filling ``values`` (AgentConfig field -> value) and ``warnings``."""
+
+    def __init__(self, root: Path, brand: str) -> None:
+        self.root = root
+        self.brand = brand
+        upper = brand.upper().replace("-", "_")
+        self.conf_paths = [
+            f"/etc/{brand}/update.conf",
+            "/etc/flatcar/update.conf",
+            "/etc/coreos/update.conf",
+            f"/usr/share/{brand}/update.conf",
+        ]
+        self.release_path = f"/usr/share/{brand}/release"
+        self.release_keys = {
+            name: tuple(dict.fromkeys(f"{p}_RELEASE_{name}" for p in (upper, "FLATCAR", "COREOS")))
+            for name in _RELEASE_FIELDS
+        }
+        self.warnings: list[str] = []
+        self.values: dict[str, object] = {}
+        self.vendor_entries: list[ConfEntry] = []
+        self.files: list[tuple[Path, list[ConfEntry]]] = []
+        self._read_files()
+        self.layers = _Layers(self.files)
+
+    def _read_files(self) -> None:
+        known = set(_PLAIN_KEYS) | set(_DURATION_KEYS)
+        for aliases in self.release_keys.values():
+            known.update(aliases)
+        seen: set[tuple[int, int]] = set()
+        for shown in [*self.conf_paths, self.release_path]:
+            path = _in_root(self.root, shown)
+            entries = _read_conf(path, shown)
+            if entries is None:
+                continue
+            st = path.stat()
+            if (st.st_dev, st.st_ino) in seen:
+                continue  # /etc/coreos is usually a symlink to /etc/flatcar
+            seen.add((st.st_dev, st.st_ino))
+            self.files.append((path, entries))
+            if shown == self.conf_paths[-1]:
+                self.vendor_entries = entries
+            if shown == self.release_path:
+                continue  # the image owns the release file; its other keys are not ours to judge
+            for e in entries:
+                if e.key in known:
+                    continue
+                if e.key in _IGNORED_KEYS or e.key.startswith(_IGNORED_PREFIXES):
+                    self.warnings.append(f"{_where(e)}: {e.key} is not supported and is ignored")
+                else:
+                    self.warnings.append(f"{_where(e)}: unknown key {e.key}")
+
+    def server(self) -> None:
+        # SERVER: "disabled", empty or not a URL disables updates (update_engine).
+        vendor = [e for e in self.vendor_entries if e.key == "SERVER"]
+        if vendor and _http_url(vendor[-1].value):
+            self.values["default_server"] = vendor[-1].value
+        server: str | None = None
+        entry = self.layers.get("SERVER")
+        if entry is None:
+            self.warnings.append("no SERVER configured: updates are disabled")
+        elif entry.value != "disabled":
+            if _http_url(entry.value):
+                server = entry.value
+            else:
+                self.warnings.append(
+                    f"{_where(entry)}: SERVER {entry.value[:80]!r} is not an http(s) URL: "
+                    "updates are disabled"
+                )
+        self.values["server"] = server
+
+    def node(self) -> None:
+        layers, keys = self.layers, self.release_keys
+        for key, name in (("GROUP", "group"), ("APP_ID", "app_id")):
+            entry = layers.value(key, *keys["APPID"]) if key == "APP_ID" else layers.value(key)
+            if entry is not None:
+                if any(c.isspace() for c in entry.value):
+                    raise _fail(entry, "must not contain whitespace")
+                self.values[name] = entry.value
+        entry = layers.value("MACHINE_ALIAS")
+        if entry is not None:
+            self.values["machine_alias"] = entry.value
+        entry = layers.value(*keys["VERSION"])
+        if entry is None:
+            self.warnings.append(f"no {keys['VERSION'][0]} in {self.release_path}: assuming 0.0.0")
+        elif parse_version(entry.value) is None:
+            raise _fail(entry, f"{entry.value[:40]!r} is not a version like 4459.2.1")
+        else:
+            self.values["version"] = entry.value
+        entry = layers.value(*keys["BOARD"])
+        if entry is not None:
+            self.values["board"] = entry.value
+        else:
+            board = _machine_board(platform.machine())
+            self.values["board"] = board
+            self.warnings.append(f"no {keys['BOARD'][0]}: assuming {board}")
+
+    def reboot(self) -> None:
+        layers, values = self.layers, self.values
+        explicit = layers.value("FLEETLOCK_URL")
+        server = values.get("server")
+        fleetlock_url: str | None = None
+        if explicit is not None:
+            if not _http_url(explicit.value):
+                raise _fail(explicit, "is not an http(s) URL")
+            fleetlock_url = explicit.value
+        elif isinstance(server, str):
+            fleetlock_url = _origin(server)
+        values["fleetlock_url"] = fleetlock_url
+
+        entry = layers.value("REBOOT_STRATEGY")
+        if entry is not None:
+            text = entry.value.lower()
+            if text == "etcd-lock":
+                values["reboot_strategy"] = RebootStrategy.FLEET_LOCK
+                self.warnings.append(
+                    f"{_where(entry)}: REBOOT_STRATEGY=etcd-lock is treated as fleet-lock"
+                )
+            elif text == "best-effort":
+                chosen = RebootStrategy.FLEET_LOCK if explicit else RebootStrategy.REBOOT
+                values["reboot_strategy"] = chosen
+                self.warnings.append(
+                    f"{_where(entry)}: REBOOT_STRATEGY=best-effort is treated as {chosen}"
+                )
+            else:
+                try:
+                    values["reboot_strategy"] = RebootStrategy(text)
+                except ValueError:
+                    raise _fail(
+                        entry, f"{entry.value[:40]!r} is not reboot, off, fleet-lock or etcd-lock"
+                    ) from None
+        if values.get("reboot_strategy") is RebootStrategy.FLEET_LOCK and fleetlock_url is None:
+            self.warnings.append("REBOOT_STRATEGY=fleet-lock without SERVER or FLEETLOCK_URL")
+
+        start = layers.value("LOCKSMITHD_REBOOT_WINDOW_START")
+        length = layers.value("LOCKSMITHD_REBOOT_WINDOW_LENGTH")
+        if start is not None and length is not None:
+            try:
+                weekday, at = parse_window_start(start.value)
+            except ValueError as exc:
+                raise _fail(start, str(exc)) from None
+            try:
+                window = RebootWindow(
+                    start=at, length=parse_duration(length.value), weekday=weekday
+                )
+            except ValueError as exc:
+                raise _fail(length, str(exc)) from None
+            values["reboot_window"] = window
+        elif start is not None or length is not None:
+            # Half a window would mean "reboot any time", the opposite of what
+            # whoever set one wanted.
+            given = start or length
+            assert given is not None
+            missing = "LENGTH" if start is not None else "START"
+            raise _fail(given, f"set without LOCKSMITHD_REBOOT_WINDOW_{missing}")
+
+        entry = layers.value("LOCKSMITHD_GROUP")
+        if entry is not None:
+            if not _FLEETLOCK_GROUP.fullmatch(entry.value):
+                raise _fail(entry, "must match [a-zA-Z0-9.-]+ (the FleetLock group syntax)")
+            values["fleetlock_group"] = entry.value
+
+    def health(self) -> None:
+        entry = self.layers.get("HEALTH_UNITS")
+        if entry is not None:  # an empty value means: check no units
+            units = tuple(entry.value.split())
+            for unit in units:
+                if not _UNIT_NAME.fullmatch(unit):
+                    raise _fail(entry, f"{unit[:60]!r} is not a systemd unit name")
+            self.values["health_units"] = units
+        entry = self.layers.value("HEALTH_COMMAND")
+        if entry is not None:
+            try:
+                self.values["health_command"] = tuple(shlex.split(entry.value))
+            except ValueError as exc:
+                raise _fail(entry, f"cannot split into words: {exc}") from None
+
+    def timings(self) -> None:
+        for key, (name, may_be_zero) in _DURATION_KEYS.items():
+            entry = self.layers.value(key)
+            if entry is None:
+                continue
+            try:
+                duration = parse_duration(entry.value)
+            except ValueError as exc:
+                raise _fail(entry, str(exc)) from None
+            if not may_be_zero and duration <= timedelta(0):
+                raise _fail(entry, "must be greater than zero")
+            self.values[name] = duration
+
+    def download_and_paths(self) -> None:
+        layers, values = self.layers, self.values
+        entry = layers.value("DELTA_OKAY")
+        if entry is not None:
+            if entry.value.lower() not in _TRUE | _FALSE:
+                raise _fail(entry, f"{entry.value[:20]!r} is not true or false")
+            values["delta_okay"] = entry.value.lower() in _TRUE
+        for key, name in (
+            ("DOWNLOAD_USER", "download_user"),
+            ("DOWNLOAD_PASSWORD", "download_password"),
+        ):
+            entry = layers.value(key)
+            if entry is not None:
+                values[name] = entry.value
+        values["state_dir"] = _in_root(self.root, f"/var/lib/{self.brand}")
+        values["payload_key_dir"] = _in_root(
+            self.root, f"/usr/share/{self.brand}/update-payload-keys"
+        )
+        for key, name in (("STATE_DIR", "state_dir"), ("PAYLOAD_KEY_DIR", "payload_key_dir")):
+            entry = layers.value(key)
+            if entry is not None:
+                if not entry.value.startswith("/"):
+                    raise _fail(entry, "must be an absolute path")
+                values[name] = _in_root(self.root, entry.value)
+
+    def config(self) -> AgentConfig:
+        return AgentConfig(
+            root=self.root,
+            brand=self.brand,
+            sources=tuple(p for p, _ in self.files),
+            warnings=tuple(self.warnings),
+            **self.values,  # type: ignore[arg-type]
+        )
 
 
 def load_config(root: Path = Path("/"), brand: str = "wellcar") -> AgentConfig:
     """Read the configuration files under ``root`` (see module docstring).
 
     Raises :class:`ConfigError` naming ``file:line`` for malformed lines and bad
-    values. Unknown keys and deprecated values only add to ``warnings``.
+    values. Unknown keys and deprecated values only add to ``warnings``. An
+    empty value means the built-in default, except ``SERVER=`` (updates
+    disabled, as in update_engine) and ``HEALTH_UNITS=`` (no units).
     """
     if not _BRAND.fullmatch(brand):
         raise ConfigError(f"invalid brand {brand!r}")
-    upper = brand.upper().replace("-", "_")
-    conf_paths = [
-        f"/etc/{brand}/update.conf",
-        "/etc/flatcar/update.conf",
-        "/etc/coreos/update.conf",
-        f"/usr/share/{brand}/update.conf",
-    ]
-    release_path = f"/usr/share/{brand}/release"
-    release_keys = {
-        name: tuple(dict.fromkeys(f"{p}_RELEASE_{name}" for p in (upper, "FLATCAR", "COREOS")))
-        for name in _RELEASE_FIELDS
-    }
-    known = set(_PLAIN_KEYS) | set(_DURATION_KEYS)
-    for aliases in release_keys.values():
-        known.update(aliases)
-
-    warnings: list[str] = []
-    files: list[tuple[Path, list[ConfEntry]]] = []
-    seen: set[tuple[int, int]] = set()
-    vendor_entries: list[ConfEntry] = []
-    for shown in [*conf_paths, release_path]:
-        path = _in_root(root, shown)
-        entries = _read_conf(path, shown)
-        if entries is None:
-            continue
-        st = path.stat()
-        if (st.st_dev, st.st_ino) in seen:
-            continue  # /etc/coreos is usually a symlink to /etc/flatcar
-        seen.add((st.st_dev, st.st_ino))
-        files.append((path, entries))
-        if shown == conf_paths[-1]:
-            vendor_entries = entries
-        if shown == release_path:
-            continue  # the image owns the release file; its other keys are not ours to judge
-        for e in entries:
-            if e.key in known:
-                continue
-            where = f"{e.path}:{e.line}"
-            if e.key in _IGNORED_KEYS or e.key.startswith(_IGNORED_PREFIXES):
-                warnings.append(f"{where}: {e.key} is not supported by Wellcar and is ignored")
-            else:
-                warnings.append(f"{where}: unknown key {e.key}")
-    layers = _Layers(files)
-    values: dict[str, object] = {}
-
-    # SERVER: "disabled", empty or not a URL disables updates (update_engine).
-    default_server: str | None = None
-    vendor_server = [e for e in vendor_entries if e.key == "SERVER"]
-    if vendor_server and _http_url(vendor_server[-1].value):
-        default_server = vendor_server[-1].value
-    server: str | None = None
-    entry = layers.get("SERVER")
-    if entry is None:
-        warnings.append("no SERVER configured: updates are disabled")
-    elif entry.value != "disabled":
-        if _http_url(entry.value):
-            server = entry.value
-        else:
-            warnings.append(
-                f"{entry.path}:{entry.line}: SERVER {entry.value[:80]!r} is not an http(s) URL: "
-                "updates are disabled"
-            )
-    values["server"] = server
-    values["default_server"] = default_server
-
-    entry = layers.get("GROUP")
-    if entry is not None and entry.value:
-        if any(c.isspace() for c in entry.value):
-            raise _fail(entry, "must not contain whitespace")
-        values["group"] = entry.value
-    entry = layers.get("MACHINE_ALIAS")
-    if entry is not None and entry.value:
-        values["machine_alias"] = entry.value
-    entry = layers.get("APP_ID", *release_keys["APPID"])
-    if entry is not None and entry.value:
-        if any(c.isspace() for c in entry.value):
-            raise _fail(entry, "must not contain whitespace")
-        values["app_id"] = entry.value
-
-    entry = layers.get(*release_keys["VERSION"])
-    if entry is None or not entry.value:
-        warnings.append(f"no {release_keys['VERSION'][0]} in {release_path}: assuming 0.0.0")
-    elif parse_version(entry.value) is None:
-        raise _fail(entry, f"{entry.value[:40]!r} is not a version like 4459.2.1")
-    else:
-        values["version"] = entry.value
-    entry = layers.get(*release_keys["BOARD"])
-    if entry is not None and entry.value:
-        values["board"] = entry.value
-    else:
-        values["board"] = _machine_board(platform.machine())
-        warnings.append(f"no {release_keys['BOARD'][0]}: assuming {values['board']}")
-
-    explicit_fleetlock = layers.get("FLEETLOCK_URL")
-    fleetlock_url: str | None = None
-    if explicit_fleetlock is not None and explicit_fleetlock.value:
-        if not _http_url(explicit_fleetlock.value):
-            raise _fail(explicit_fleetlock, "is not an http(s) URL")
-        fleetlock_url = explicit_fleetlock.value
-    elif server is not None:
-        fleetlock_url = _origin(server)
-    values["fleetlock_url"] = fleetlock_url
-
-    entry = layers.get("REBOOT_STRATEGY")
-    if entry is not None and entry.value:
-        value = entry.value.lower()
-        where = f"{entry.path}:{entry.line}"
-        if value == "etcd-lock":
-            values["reboot_strategy"] = RebootStrategy.FLEET_LOCK
-            warnings.append(f"{where}: REBOOT_STRATEGY=etcd-lock is treated as fleet-lock")
-        elif value == "best-effort":
-            chosen = RebootStrategy.REBOOT
-            if explicit_fleetlock is not None and explicit_fleetlock.value:
-                chosen = RebootStrategy.FLEET_LOCK
-            values["reboot_strategy"] = chosen
-            warnings.append(f"{where}: REBOOT_STRATEGY=best-effort is treated as {chosen}")
-        else:
-            try:
-                values["reboot_strategy"] = RebootStrategy(value)
-            except ValueError:
-                raise _fail(
-                    entry, f"{entry.value[:40]!r} is not reboot, off, fleet-lock or etcd-lock"
-                ) from None
-    if values.get("reboot_strategy") is RebootStrategy.FLEET_LOCK and fleetlock_url is None:
-        warnings.append("REBOOT_STRATEGY=fleet-lock without SERVER or FLEETLOCK_URL")
-
-    start = layers.get("LOCKSMITHD_REBOOT_WINDOW_START")
-    length = layers.get("LOCKSMITHD_REBOOT_WINDOW_LENGTH")
-    has_start = start is not None and bool(start.value)
-    has_length = length is not None and bool(length.value)
-    if has_start != has_length:
-        # A window half-configured would mean "reboot any time", the opposite of
-        # what whoever set one wanted.
-        given = start if has_start else length
-        assert given is not None
-        missing = "LENGTH" if has_start else "START"
-        raise _fail(given, f"set without LOCKSMITHD_REBOOT_WINDOW_{missing}")
-    if start is not None and length is not None and has_start:
-        try:
-            weekday, at = parse_window_start(start.value)
-        except ValueError as exc:
-            raise _fail(start, str(exc)) from None
-        try:
-            values["reboot_window"] = RebootWindow(
-                start=at, length=parse_duration(length.value), weekday=weekday
-            )
-        except ValueError as exc:
-            raise _fail(length, str(exc)) from None
-
-    entry = layers.get("LOCKSMITHD_GROUP")
-    if entry is not None and entry.value:
-        if not _FLEETLOCK_GROUP.fullmatch(entry.value):
-            raise _fail(entry, "must match [a-zA-Z0-9.-]+ (the FleetLock group syntax)")
-        values["fleetlock_group"] = entry.value
-
-    entry = layers.get("HEALTH_UNITS")
-    if entry is not None:  # empty = check no units
-        units = tuple(entry.value.split())
-        for unit in units:
-            if not _UNIT_NAME.fullmatch(unit):
-                raise _fail(entry, f"{unit[:60]!r} is not a systemd unit name")
-        values["health_units"] = units
-    entry = layers.get("HEALTH_COMMAND")
-    if entry is not None and entry.value:
-        try:
-            values["health_command"] = tuple(shlex.split(entry.value))
-        except ValueError as exc:
-            raise _fail(entry, f"cannot split into words: {exc}") from None
-
-    for key, (name, may_be_zero) in _DURATION_KEYS.items():
-        entry = layers.get(key)
-        if entry is None or not entry.value:
-            continue
-        try:
-            duration = parse_duration(entry.value)
-        except ValueError as exc:
-            raise _fail(entry, str(exc)) from None
-        if not may_be_zero and duration <= timedelta(0):
-            raise _fail(entry, "must be greater than zero")
-        values[name] = duration
-
-    entry = layers.get("DELTA_OKAY")
-    if entry is not None and entry.value:
-        if entry.value.lower() in _TRUE:
-            values["delta_okay"] = True
-        elif entry.value.lower() in _FALSE:
-            values["delta_okay"] = False
-        else:
-            raise _fail(entry, f"{entry.value[:20]!r} is not true or false")
-    entry = layers.get("DOWNLOAD_USER")
-    if entry is not None and entry.value:
-        values["download_user"] = entry.value
-    entry = layers.get("DOWNLOAD_PASSWORD")
-    if entry is not None and entry.value:
-        values["download_password"] = entry.value
-
-    values["state_dir"] = _in_root(root, f"/var/lib/{brand}")
-    values["payload_key_dir"] = _in_root(root, f"/usr/share/{brand}/update-payload-keys")
-    for key, name in (("STATE_DIR", "state_dir"), ("PAYLOAD_KEY_DIR", "payload_key_dir")):
-        entry = layers.get(key)
-        if entry is not None and entry.value:
-            if not entry.value.startswith("/"):
-                raise _fail(entry, "must be an absolute path")
-            values[name] = _in_root(root, entry.value)
-
-    config = AgentConfig(
-        root=root,
-        brand=brand,
-        sources=tuple(p for p, _ in files),
-        warnings=tuple(warnings),
-        **values,  # type: ignore[arg-type]
-    )
-    for warning in warnings:
+    loader = _Loader(root, brand)
+    loader.server()
+    loader.node()
+    loader.reboot()
+    loader.health()
+    loader.timings()
+    loader.download_and_paths()
+    config = loader.config()
+    for warning in config.warnings:
         log.warning("config: %s", warning)
     return config
 

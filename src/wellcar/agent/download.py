@@ -45,7 +45,6 @@ from .omaha_client import (
 )
 
 __all__ = [
-    "CHUNK_SIZE",
     "ProgressCallback",
     "download_payload",
     "final_path",
@@ -56,7 +55,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[int, int], None]  # (bytes on disk, total size)
-CHUNK_SIZE = 256 * 1024
 PARTIAL_SUFFIX = ".partial"
 FINAL_SUFFIX = ".payload"
 # Statuses that mean "try again later" rather than "not here".
@@ -238,7 +236,9 @@ class _Downloader:
         with contextlib.closing(response):
             self._check_response(url, response, start)
             try:
-                for chunk in response.iter_raw(CHUNK_SIZE):
+                # No chunk_size: httpx would buffer up to it and lose the buffer
+                # when the connection breaks, and those bytes are the resume point.
+                for chunk in response.iter_raw():
                     if part.size + len(chunk) > size:
                         # An endless (or just wrong) body: never hold or write more
                         # than the payload's size; what is on disk is suspect too.

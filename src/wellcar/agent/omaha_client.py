@@ -127,7 +127,8 @@ CheckResult = NoUpdate | UpdateOffer
 
 
 class RedirectRefused(Exception):
-    """Too many redirects, a downgrade from https to http, or a non-http target."""
+    """Too many redirects, a downgrade from https to http, a non-http or
+    malformed target."""
 
 
 def send_following_redirects(
@@ -152,28 +153,48 @@ def send_following_redirects(
     current = url
     origin = urlsplit(url)[:2]
     for _ in range(max_redirects + 1):
-        same_origin = urlsplit(current)[:2] == origin
-        request = http.build_request(
-            method, current, headers=headers, content=content, timeout=timeout
-        )
-        response = http.send(
-            request,
-            stream=True,
-            follow_redirects=False,
-            auth=auth if (auth is not None and same_origin) else None,
-        )
+        try:
+            same_origin = urlsplit(current)[:2] == origin
+            request = http.build_request(
+                method, current, headers=headers, content=content, timeout=timeout
+            )
+        except (httpx.InvalidURL, ValueError):
+            raise RedirectRefused(f"not a usable URL: {current[:200]!r}") from None
+        try:
+            response = http.send(
+                request,
+                stream=True,
+                follow_redirects=False,
+                auth=auth if (auth is not None and same_origin) else None,
+            )
+        except httpx.RemoteProtocolError as exc:
+            # httpx parses Location even when not following it; a malformed one
+            # is the server's answer, not a network failure.
+            if str(exc).startswith("Invalid URL in location header"):
+                raise RedirectRefused(f"unusable redirect target: {exc}") from None
+            raise
         location = response.headers.get("location")
         if response.status_code not in _REDIRECT_STATUSES or not location:
             return response
         response.close()
-        target = urljoin(current, location)
-        old_scheme, new_scheme = urlsplit(current).scheme, urlsplit(target).scheme
-        if new_scheme not in ("http", "https"):
-            raise RedirectRefused(f"redirect to a non-http URL refused: {target[:200]}")
-        if old_scheme == "https" and new_scheme == "http":
-            raise RedirectRefused(f"redirect from https to http refused: {target[:200]}")
-        current = target
+        current = _redirect_target(current, location)
     raise RedirectRefused(f"more than {max_redirects} redirects from {url}")
+
+
+def _redirect_target(current: str, location: str) -> str:
+    try:
+        target = urljoin(current, location)
+        parts = urlsplit(target)
+        _ = parts.port  # ValueError on a bad port
+    except ValueError:
+        raise RedirectRefused(f"unusable redirect target: {location[:200]!r}") from None
+    if parts.scheme not in ("http", "https"):
+        raise RedirectRefused(f"redirect to a non-http URL refused: {target[:200]}")
+    if urlsplit(current).scheme == "https" and parts.scheme == "http":
+        raise RedirectRefused(f"redirect from https to http refused: {target[:200]}")
+    if not parts.hostname or any(c.isspace() or ord(c) < 0x20 for c in target):
+        raise RedirectRefused(f"unusable redirect target: {location[:200]!r}")
+    return target
 
 
 class BodyTooLarge(Exception):
