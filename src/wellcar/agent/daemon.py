@@ -1,0 +1,350 @@
+"""The update agent: update_engine and locksmith as one loop.
+
+One boot of a node, as the agent sees it:
+
+1. ``boot()``: assess the boot (health checks; a slot on trial is marked good, or bad and
+   the node reboots into the other one), then recover the persisted status (a crash or
+   power loss at any point restarts cleanly, see ``status_store.recover``).
+2. ``run()``: the first check after the initial delay, then every interval (the server's
+   PollInterval honoured, backoff on server errors). Each check walks the state machine:
+   CHECKING → UPDATE_AVAILABLE → DOWNLOADING (13/1) → VERIFYING (14/1) → FINALIZING
+   (install into the inactive slot, verified) → UPDATED_NEED_REBOOT (3/1); a failure
+   anywhere is REPORTING_ERROR_EVENT (3/0 + error code) → IDLE.
+3. While UPDATED_NEED_REBOOT, the reboot strategy decides when (window, FleetLock), and
+   the agent only pings. After the reboot, the next check reports 3/2, or 3/0 with error
+   code 44 when the node came back on the old version.
+
+Every state is saved before the step it names starts, so the saved state is always a
+safe place to resume from.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
+
+import httpx
+
+from wellcar.agent.config import AgentConfig, NodeIdentity
+from wellcar.agent.download import download_payload, remove_stale
+from wellcar.agent.errors import AgentError
+from wellcar.agent.health import BootAssessor, BootOutcome, BootReport
+from wellcar.agent.omaha_client import InstallSource, NoUpdate, OmahaClient, UpdateOffer
+from wellcar.agent.reboot import RebootAction, RebootStrategy
+from wellcar.agent.schedule import CheckSchedule, next_failure_count
+from wellcar.agent.slot_backend import SlotBackend
+from wellcar.agent.state import Trigger, UpdateState
+from wellcar.agent.status_store import AgentStatus, StatusStore, recover
+from wellcar.disk import DiskError, Slot
+from wellcar.omaha.codes import ErrorCode
+from wellcar.payload.errors import (
+    PayloadError,
+    PayloadFormatError,
+    PayloadIntegrityError,
+    PayloadSignatureError,
+    SourceMismatchError,
+)
+from wellcar.payload.reader import file_opener
+from wellcar.payload.resume import CheckpointFile
+from wellcar.payload.signing import TrustedKeys
+from wellcar.payload.slot_install import install_into_slot
+
+log = logging.getLogger("wellcar.agent")
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class CheckResult(StrEnum):
+    DISABLED = "updates-disabled"
+    CHECK_FAILED = "check-failed"
+    NO_UPDATE = "no-update"
+    UPDATED = "updated-need-reboot"
+    FAILED = "failed"
+    REBOOTING = "rebooting"
+
+
+def payload_error_code(exc: PayloadError | DiskError) -> int:
+    """update_engine's error code for an install failure."""
+    if isinstance(exc, PayloadSignatureError):
+        return int(ErrorCode.SIGNATURE_VERIFICATION_FAILED)
+    if isinstance(exc, PayloadIntegrityError | SourceMismatchError):
+        return int(ErrorCode.PAYLOAD_HASH_MISMATCH)
+    if isinstance(exc, PayloadFormatError):
+        return (
+            int(ErrorCode.BAD_MAGIC) if "CrAU" in str(exc) else int(ErrorCode.MANIFEST_PARSE_ERROR)
+        )
+    if isinstance(exc, DiskError):
+        return int(ErrorCode.SET_BOOTABLE_FLAG_ERROR)
+    return int(ErrorCode.INSTALL_DEVICE_OPEN_ERROR)
+
+
+@dataclass
+class AgentParts:
+    """Everything the agent talks to; tests replace the machine, never the logic."""
+
+    config: AgentConfig
+    identity: NodeIdentity
+    backend: SlotBackend
+    http: httpx.Client
+    trusted_keys: TrustedKeys | None
+    reboot: RebootStrategy
+    assessor: BootAssessor
+    now: Callable[[], datetime] = _utc_now
+    rng: random.Random = field(default_factory=random.Random)
+
+
+class UpdateAgent:
+    def __init__(self, parts: AgentParts) -> None:
+        self.parts = parts
+        self.config = parts.config
+        self.backend = parts.backend
+        self.store = StatusStore(parts.config.status_path)
+        self.schedule = CheckSchedule.from_config(parts.config)
+        self.identity = parts.identity
+        self.omaha = OmahaClient(parts.config, self.identity, parts.http)
+        self.report: BootReport | None = None
+        self.rebooting = False
+        self.poll_interval: timedelta | None = None
+        self.next_reboot_try: datetime | None = None
+        self.next_release_try: datetime | None = None
+        self._wake = threading.Event()
+        self._requests: list[InstallSource] = []
+        self._lock = threading.Lock()  # one check at a time (daemon loop vs. control socket)
+
+    # --- boot ---------------------------------------------------------------------
+
+    def running_version(self) -> str:
+        booted = self.backend.booted_slot()
+        recorded = self.backend.slot_table().slot(booted).record.version
+        return recorded or self.parts.identity.version
+
+    def boot(self) -> BootReport:
+        """Assess this boot and recover the saved status; call once per boot, first."""
+        self.config.state_dir.mkdir(parents=True, exist_ok=True)
+        report = self.parts.assessor.assess()
+        self.report = report
+        running = self.running_version()
+        # The Omaha identity follows the slot actually running, with this boot's id.
+        self.identity = replace(
+            self.parts.identity, version=running, boot_id=self.backend.boot_id()
+        )
+        self.omaha = OmahaClient(self.config, self.identity, self.parts.http)
+        status = recover(self.store.load(), boot_id=self.identity.boot_id, running_version=running)
+        if report.outcome is BootOutcome.ROLLED_BACK_FROM and report.failed_version:
+            status = replace(status, rolled_back_version=report.failed_version)
+        self.store.save(status)
+        log.info(
+            "boot slot=%s version=%s outcome=%s state=%s",
+            report.booted_slot.value, running, report.outcome.value, status.state,
+        )  # fmt: skip
+        if report.outcome is BootOutcome.MARKED_BAD_REBOOTING:
+            self.rebooting = True
+        elif report.outcome is not BootOutcome.UNHEALTHY_NO_FALLBACK:
+            self.next_release_try = self.parts.now()  # steady state: release a reboot lock
+        return report
+
+    # --- one check ----------------------------------------------------------------
+
+    def status(self) -> AgentStatus:
+        return self.store.load()
+
+    def _save(self, status: AgentStatus) -> AgentStatus:
+        self.store.save(status)
+        return status
+
+    def _event(self, send: Callable[[AgentStatus], object], status: AgentStatus) -> None:
+        # A lost event must not stop an install: update_engine does not retry them either.
+        try:
+            send(status)
+        except AgentError as exc:
+            log.warning("event not delivered: %s", exc)
+
+    def check(self, source: InstallSource = InstallSource.SCHEDULER) -> CheckResult:
+        with self._lock:
+            return self._check(source)
+
+    def _check(self, source: InstallSource) -> CheckResult:
+        if self.rebooting:
+            return CheckResult.REBOOTING
+        if not self.config.updates_enabled:
+            return CheckResult.DISABLED
+        status = self.store.load()
+        if status.state is UpdateState.UPDATED_NEED_REBOOT:
+            self._event(self.omaha.ping, status)
+            return self._reboot_when_allowed()
+        status = self._save(status.advance(Trigger.CHECK))
+        try:
+            result = self.omaha.check_for_update(status, install_source=source)
+        except AgentError as exc:
+            failures = next_failure_count(status.consecutive_check_failures, exc)
+            self._save(
+                status.advance(
+                    Trigger.CHECK_FAILED,
+                    consecutive_check_failures=failures,
+                    last_error_code=exc.error_code,
+                    last_error_message=str(exc)[:500],
+                )
+            )
+            log.warning("update check failed code=%s: %s", exc.error_code, exc)
+            return CheckResult.CHECK_FAILED
+        status = status.checked_in(self.parts.now())
+        self.poll_interval = result.poll_interval
+        if isinstance(result, NoUpdate):
+            self._save(status.advance(Trigger.NO_UPDATE))
+            return CheckResult.NO_UPDATE
+        if result.version == status.rolled_back_version:
+            # It booted here before and failed: do not loop install → fail → roll back.
+            log.warning("not installing %s again: it failed on this node", result.version)
+            self._save(status.advance(Trigger.NO_UPDATE))
+            return CheckResult.NO_UPDATE
+        self.config.full_response_path.parent.mkdir(parents=True, exist_ok=True)
+        self.config.full_response_path.write_bytes(result.response_body)
+        status = self._save(status.with_offer(result))
+        return self._install(status, result)
+
+    def _install(self, status: AgentStatus, offer: UpdateOffer) -> CheckResult:
+        path: Path | None = None
+        try:
+            status = self._save(status.advance(Trigger.DOWNLOAD_STARTED))
+            self._event(self.omaha.report_download_started, status)
+            remove_stale(self.config.download_dir, keep=offer)
+            path = download_payload(
+                offer, self.config.download_dir, self.parts.http, auth=self.config.download_auth
+            )
+            status = self._save(
+                status.advance(Trigger.DOWNLOAD_FINISHED, downloaded_bytes=offer.size)
+            )
+            self._event(self.omaha.report_download_finished, status)
+            # Size and the Omaha sha256 are checked; the payload's own signature and every
+            # hash inside it are checked while it is applied, before the slot may boot.
+            status = self._save(status.advance(Trigger.VERIFIED))
+            table = self.backend.slot_table()
+            target = table.update_target
+            if target is None:
+                raise AgentError("no inactive slot to install into")
+            self.backend.remove_boot_entry(target)
+            install_into_slot(
+                file_opener(path),
+                self.backend.payload_image(),
+                table,
+                self.parts.trusted_keys,
+                offer.version,
+                slot=target,
+                make_bootable=True,
+                tries=1,
+                checkpoint=CheckpointFile(self.config.state_dir / "apply-progress.json"),
+                kernel=self.backend.kernel_path(target),
+                initrd=self.backend.initrd_path(target),
+            )
+            self.backend.write_boot_entry(target, version=offer.version, tries=1)
+            status = self._save(
+                status.advance(Trigger.INSTALLED, install_boot_id=self.identity.boot_id)
+            )
+            self._event(self.omaha.report_installed, status)
+            path.unlink(missing_ok=True)
+            log.info("installed version=%s slot=%s", offer.version, target.value)
+        except (AgentError, PayloadError, DiskError) as exc:
+            code = exc.error_code if isinstance(exc, AgentError) else payload_error_code(exc)
+            log.error("update to %s failed code=%s: %s", offer.version, code, exc)
+            status = self._save(status.failed(code, str(exc)))
+            if isinstance(exc, PayloadIntegrityError | PayloadSignatureError) and path:
+                path.unlink(missing_ok=True)  # never retry a payload that failed verification
+            try:
+                self.omaha.report_error(status, code)
+            except AgentError as report_exc:
+                log.warning("error event not delivered: %s", report_exc)
+            self._save(status.advance(Trigger.ERROR_REPORTED))
+            return CheckResult.FAILED
+        return self._reboot_when_allowed()
+
+    # --- reboots ------------------------------------------------------------------
+
+    def _reboot_when_allowed(self) -> CheckResult:
+        now = self.parts.now()
+        decision = self.parts.reboot.decide(now)
+        if decision.action is RebootAction.REBOOT:
+            log.info("rebooting: %s", decision.reason)
+            self.parts.reboot.before_reboot()
+            self.rebooting = True
+            self.backend.reboot()
+            return CheckResult.REBOOTING
+        self.next_reboot_try = decision.retry_at
+        log.info("reboot %s: %s", decision.action.value, decision.reason)
+        return CheckResult.UPDATED
+
+    def _release_after_boot(self) -> None:
+        now = self.parts.now()
+        self.next_release_try = self.parts.reboot.after_boot(now)
+
+    # --- commands -----------------------------------------------------------------
+
+    def request_check(self, source: InstallSource = InstallSource.ON_DEMAND) -> None:
+        """Ask the running loop to check now (``wellcar agent check``)."""
+        self._requests.append(source)
+        self._wake.set()
+
+    def reset(self) -> AgentStatus:
+        """Forget a pending reboot: the running slot boots next again, the new one never."""
+        with self._lock:
+            status = self.store.load()
+            if status.state is UpdateState.UPDATED_NEED_REBOOT:
+                table = self.backend.slot_table()
+                target = table.update_target
+                if target is not None:
+                    table.mark_bad(target)
+                    self.backend.remove_boot_entry(target)
+            return self._save(status.advance(Trigger.RESET))
+
+    def rollback(self) -> Slot:
+        """Boot the other slot next (it must hold a good version): manual rollback."""
+        with self._lock:
+            table = self.backend.slot_table()
+            other = self.backend.booted_slot().other
+            table.prioritize(other)
+            return other
+
+    # --- the loop -----------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        """Until ``stop`` is set or the node reboots: boot, then check on schedule."""
+        if self.report is None:
+            self.boot()
+        now = self.parts.now()
+        next_check = now + self.schedule.first_delay(self.parts.rng)
+        while not stop.is_set() and not self.rebooting:
+            now = self.parts.now()
+            if self.next_release_try is not None and now >= self.next_release_try:
+                self._release_after_boot()
+            source: InstallSource | None = None
+            if self._requests:
+                source = self._requests.pop(0)
+            elif now >= next_check:
+                source = InstallSource.SCHEDULER
+            elif self.next_reboot_try is not None and now >= self.next_reboot_try:
+                self.next_reboot_try = None
+                with self._lock:
+                    self._reboot_when_allowed()
+                continue
+            if source is not None:
+                self.check(source)
+                failures = self.store.load().consecutive_check_failures
+                next_check = self.parts.now() + self.schedule.next_delay(
+                    self.parts.rng, consecutive_failures=failures, poll_interval=self.poll_interval
+                )
+                continue
+            deadlines = [next_check] + [
+                t for t in (self.next_reboot_try, self.next_release_try) if t is not None
+            ]
+            wait = max(0.0, (min(deadlines) - self.parts.now()).total_seconds())
+            self._wake.wait(min(wait, 60.0))
+            self._wake.clear()
+            if stop.is_set():
+                break
