@@ -202,8 +202,11 @@ class UpdateAgent:
             return CheckResult.NO_UPDATE
         if result.version == status.rolled_back_version:
             # It booted here before and failed: do not loop install → fail → roll back.
+            # Telling the server (3/0, errorcode 44 again) takes the node out of its
+            # in-progress count, so the declined grant does not hold up the rollout.
             log.warning("not installing %s again: it failed on this node", result.version)
-            self._save(status.advance(Trigger.NO_UPDATE))
+            status = self._save(status.advance(Trigger.NO_UPDATE))
+            self._event(lambda s: self.omaha.report_error(s, int(ErrorCode.ROLLBACK)), status)
             return CheckResult.NO_UPDATE
         self.config.full_response_path.parent.mkdir(parents=True, exist_ok=True)
         self.config.full_response_path.write_bytes(result.response_body)
