@@ -33,7 +33,7 @@ import httpx
 
 from wellcar.agent.config import AgentConfig, NodeIdentity
 from wellcar.agent.download import download_payload, remove_stale
-from wellcar.agent.errors import AgentError
+from wellcar.agent.errors import AgentError, OmahaHTTPError, ServerUnreachable
 from wellcar.agent.health import BootAssessor, BootOutcome, BootReport
 from wellcar.agent.omaha_client import InstallSource, NoUpdate, OmahaClient, UpdateOffer
 from wellcar.agent.reboot import RebootAction, RebootStrategy
@@ -109,7 +109,7 @@ class UpdateAgent:
         self.store = StatusStore(parts.config.status_path)
         self.schedule = CheckSchedule.from_config(parts.config)
         self.identity = parts.identity
-        self.omaha = OmahaClient(parts.config, self.identity, parts.http)
+        self._omaha: OmahaClient | None = None  # made in boot(), when updates are enabled
         self.report: BootReport | None = None
         self.rebooting = False
         self.poll_interval: timedelta | None = None
@@ -136,7 +136,8 @@ class UpdateAgent:
         self.identity = replace(
             self.parts.identity, version=running, boot_id=self.backend.boot_id()
         )
-        self.omaha = OmahaClient(self.config, self.identity, self.parts.http)
+        if self.config.updates_enabled:
+            self._omaha = OmahaClient(self.config, self.identity, self.parts.http)
         status = recover(self.store.load(), boot_id=self.identity.boot_id, running_version=running)
         if report.outcome is BootOutcome.ROLLED_BACK_FROM and report.failed_version:
             status = replace(status, rolled_back_version=report.failed_version)
@@ -152,6 +153,12 @@ class UpdateAgent:
         return report
 
     # --- one check ----------------------------------------------------------------
+
+    @property
+    def omaha(self) -> OmahaClient:
+        if self._omaha is None:
+            raise AgentError("updates are disabled (SERVER=disabled) or the agent has not booted")
+        return self._omaha
 
     def status(self) -> AgentStatus:
         return self.store.load()
@@ -185,15 +192,28 @@ class UpdateAgent:
             result = self.omaha.check_for_update(status, install_source=source)
         except AgentError as exc:
             failures = next_failure_count(status.consecutive_check_failures, exc)
-            self._save(
-                status.advance(
-                    Trigger.CHECK_FAILED,
-                    consecutive_check_failures=failures,
-                    last_error_code=exc.error_code,
-                    last_error_message=str(exc)[:500],
+            log.warning("update check failed code=%s: %s", exc.error_code, exc)
+            if isinstance(exc, ServerUnreachable | OmahaHTTPError):
+                # Nobody to tell: back off and ask again later.
+                self._save(
+                    status.advance(
+                        Trigger.CHECK_FAILED,
+                        consecutive_check_failures=failures,
+                        last_error_code=exc.error_code,
+                        last_error_message=str(exc)[:500],
+                    )
+                )
+                return CheckResult.CHECK_FAILED
+            # The server answered, but nothing usable (garbage, a wrong hash field, an
+            # older version): report 3/0 with the code, as update_engine does (34).
+            status = self._save(
+                replace(
+                    status.failed(exc.error_code, str(exc)), consecutive_check_failures=failures
                 )
             )
-            log.warning("update check failed code=%s: %s", exc.error_code, exc)
+            code = exc.error_code
+            self._event(lambda s: self.omaha.report_error(s, code), status)
+            self._save(status.advance(Trigger.ERROR_REPORTED))
             return CheckResult.CHECK_FAILED
         status = status.checked_in(self.parts.now())
         self.poll_interval = result.poll_interval
