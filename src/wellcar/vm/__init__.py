@@ -1,0 +1,46 @@
+"""Run a disk image in QEMU: UEFI (OVMF), serial log, ssh over a loopback port, fw_cfg config."""
+
+from wellcar.vm.config import (
+    IGNITION_FW_CFG_NAME,
+    LOOPBACK,
+    Accelerator,
+    DiskFormat,
+    FwCfgEntry,
+    GuestForward,
+    RunFiles,
+    VmConfig,
+    VmError,
+    build_qemu_command,
+    netdev_argument,
+)
+from wellcar.vm.kvm import KvmVerdict, kvm_verdict, probe_kvm, resolve_accelerator
+from wellcar.vm.machine import (
+    Vm,
+    VmExitedError,
+    VmTimeoutError,
+    clean_console_text,
+    free_loopback_port,
+)
+
+__all__ = [
+    "IGNITION_FW_CFG_NAME",
+    "LOOPBACK",
+    "Accelerator",
+    "DiskFormat",
+    "FwCfgEntry",
+    "GuestForward",
+    "KvmVerdict",
+    "RunFiles",
+    "Vm",
+    "VmConfig",
+    "VmError",
+    "VmExitedError",
+    "VmTimeoutError",
+    "build_qemu_command",
+    "clean_console_text",
+    "free_loopback_port",
+    "kvm_verdict",
+    "netdev_argument",
+    "probe_kvm",
+    "resolve_accelerator",
+]

@@ -1,0 +1,45 @@
+"""`wellcar vm` through Typer's CliRunner: user mistakes and the KVM probe."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from wellcar.cli.vm_commands import vm_app
+
+
+def invoke(*args: str) -> Result:
+    return CliRunner().invoke(vm_app, list(args), env={"COLUMNS": "200"})
+
+
+def test_run_with_a_missing_image_is_one_error_line(tmp_path: Path) -> None:
+    result = invoke("run", str(tmp_path / "nope.img"))
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: disk image {tmp_path}/nope.img does not exist"
+    ]
+
+
+def test_run_with_a_missing_config_is_one_error_line(tmp_path: Path) -> None:
+    image = tmp_path / "disk.img"
+    image.write_bytes(b"\0" * 512)
+    result = invoke("run", str(image), "--config", str(tmp_path / "ign.json"))
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: config file")
+
+
+def test_run_with_a_bad_port_is_one_error_line(tmp_path: Path) -> None:
+    image = tmp_path / "disk.img"
+    image.write_bytes(b"\0" * 512)
+    result = invoke("run", str(image), "--ssh-port", "99999")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == "error: ssh port 99999 is not a TCP port (1-65535)"
+
+
+@pytest.mark.slow
+def test_probe_kvm_prints_a_verdict() -> None:
+    result = invoke("probe-kvm", "--timeout", "5")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.startswith("kvm: ")
