@@ -1,48 +1,69 @@
-"""Entry point of the `wellcar` command."""
+"""Entry point of the `wellcar` command.
+
+The command groups are imported only when the whole command tree is needed: the node
+agent (`wellcar agent run`, a daemon on every node) must not carry the update server's
+web and database stack in its memory.
+"""
 
 from __future__ import annotations
 
 import sys
+from functools import cache
+from typing import Any
 
 import typer
 
 from wellcar import __version__
-from wellcar.cli.agent_commands import agent_app
-from wellcar.cli.api_commands import api_app
-from wellcar.cli.demo import demo
-from wellcar.cli.disk_commands import disk_app
-from wellcar.cli.payload_commands import keys_app, payload_app
-from wellcar.cli.serve import serve
-from wellcar.cli.vm_commands import vm_app
-
-app = typer.Typer(
-    name="wellcar",
-    help="Wellcar Linux: build, sign and deliver an immutable, auto-updating OS.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-)
-app.command()(serve)
-app.command()(demo)
 
 
-@app.command()
 def version() -> None:
     """Print Wellcar's version."""
     typer.echo(__version__)
 
 
-app.add_typer(api_app, name="api", help="Script the update server's REST API")
-app.add_typer(payload_app, name="payload")
-app.add_typer(disk_app, name="disk", help="Disk images: GPT layout, gptprio bits, A/B slots")
-app.add_typer(keys_app, name="keys")
-app.add_typer(
-    vm_app, name="vm", help="Run disk images in QEMU (UEFI, serial console, ssh on 127.0.0.1)"
-)
-app.add_typer(agent_app, name="agent")
+@cache
+def build_app() -> typer.Typer:
+    from wellcar.cli.agent_commands import agent_app
+    from wellcar.cli.api_commands import api_app
+    from wellcar.cli.demo import demo
+    from wellcar.cli.disk_commands import disk_app
+    from wellcar.cli.payload_commands import keys_app, payload_app
+    from wellcar.cli.serve import serve
+    from wellcar.cli.vm_commands import vm_app
+
+    app = typer.Typer(
+        name="wellcar",
+        help="Wellcar Linux: build, sign and deliver an immutable, auto-updating OS.",
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+    )
+    app.command()(serve)
+    app.command()(demo)
+    app.command()(version)
+    app.add_typer(api_app, name="api", help="Script the update server's REST API")
+    app.add_typer(payload_app, name="payload")
+    app.add_typer(disk_app, name="disk", help="Disk images: GPT layout, gptprio bits, A/B slots")
+    app.add_typer(keys_app, name="keys")
+    app.add_typer(
+        vm_app, name="vm", help="Run disk images in QEMU (UEFI, serial console, ssh on 127.0.0.1)"
+    )
+    app.add_typer(agent_app, name="agent")
+    return app
+
+
+def __getattr__(name: str) -> Any:
+    # `from wellcar.cli.main import app` keeps working, built on first use.
+    if name == "app":
+        return build_app()
+    raise AttributeError(name)
 
 
 def main() -> None:
-    sys.exit(app())
+    if sys.argv[1:2] == ["agent"]:
+        from wellcar.cli.agent_commands import agent_app
+
+        sys.exit(agent_app(args=sys.argv[2:], prog_name="wellcar agent"))
+    sys.exit(build_app()())
 
 
 if __name__ == "__main__":
