@@ -569,7 +569,7 @@ class AgentService:
         """Stop after the current step (a check in progress finishes first)."""
         self.stop_event.set()
         # UpdateAgent has no public wake-up yet: the loop sleeps on this event.
-        self.agent._wake.set()
+        self.agent.wake()
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the loop to end; True when it has."""

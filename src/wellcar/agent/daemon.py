@@ -309,6 +309,10 @@ class UpdateAgent:
 
     # --- commands -----------------------------------------------------------------
 
+    def wake(self) -> None:
+        """Make ``run`` look at its stop event and requests now instead of sleeping on."""
+        self._wake.set()
+
     def request_check(self, source: InstallSource = InstallSource.ON_DEMAND) -> None:
         """Ask the running loop to check now (``wellcar agent check``)."""
         self._requests.append(source)
