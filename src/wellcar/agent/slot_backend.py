@@ -19,7 +19,6 @@ plain functions so they can be tested without a machine.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
@@ -29,7 +28,7 @@ import subprocess
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,16 +36,10 @@ from typing import Protocol
 from uuid import UUID
 
 from wellcar.disk import (
-    SECTOR_SIZE,
     AttributeUpdate,
     BootResult,
-    GptCorruptError,
-    GptDisk,
-    GptHeaderError,
     GptPrio,
-    HeaderCopy,
-    ImageAccessError,
-    NotGptError,
+    ImageFileGpt,
     Partition,
     PartitionNotFoundError,
     Slot,
@@ -54,15 +47,6 @@ from wellcar.disk import (
     default_status_path,
     slot_from_boot_hint,
     slot_partition,
-)
-from wellcar.disk.gpt import (
-    BACKUP_SECTORS,
-    FIRST_USABLE_LBA,
-    GptHeader,
-    crc32,
-    decode_entry_array,
-    decode_header,
-    patch_attributes,
 )
 from wellcar.payload.slot_install import slot_region
 from wellcar.payload.targets import TargetRegion
@@ -321,160 +305,14 @@ def slot_disk_from_partlabel_links(
 # --------------------------------------------------------------- GPT on a block device
 
 
-@dataclass(frozen=True)
-class _GptCopy:
-    header: GptHeader
-    entries: bytes
-    partitions: tuple[Partition, ...]
+class BlockDeviceGpt(ImageFileGpt):
+    """:class:`PartitionAttributeStore` over a whole-disk block device.
 
-
-@dataclass(frozen=True)
-class _LoadedGpt:
-    disk: GptDisk
-    entries: bytes
-    primary_entries_lba: int
-    backup_header_lba: int
-    backup_entries_lba: int
-
-
-class BlockDeviceGpt:
-    """:class:`PartitionAttributeStore` over a whole-disk block device (or any file).
-
-    ``ImageFileGpt`` cannot be pointed at ``/dev/sdX``: ``wellcar.disk.gpt_image`` sizes the
-    disk with ``fstat().st_size``, which is 0 for a block device, so it reports "not a GPT
-    disk". This store sizes the disk by seeking to its end and otherwise follows the same
-    rules with the same building blocks (``wellcar.disk.gpt``): the primary copy is preferred,
-    the backup used when the primary is damaged, and writes go backup first, then primary,
-    with an fsync after each, the order GRUB's gptprio uses.
+    ``wellcar.disk`` sizes a disk by seeking to its end, so the image-file store reads and
+    writes ``/dev/sdX`` as it does ``disk.img``: primary copy preferred, backup when the
+    primary is damaged, writes backup first then primary with an fsync after each (the
+    order GRUB's gptprio uses), under the same advisory lock.
     """
-
-    def __init__(self, device: Path) -> None:
-        self._device = device
-
-    @property
-    def location(self) -> Path:
-        return self._device
-
-    @contextmanager
-    def _open(self, writing: bool) -> Iterator[int]:
-        try:
-            fd = os.open(self._device, os.O_RDWR if writing else os.O_RDONLY)
-        except OSError as exc:
-            raise ImageAccessError(f"{self._device}: {exc.strerror or exc}") from exc
-        try:
-            # The same advisory lock the image-file code takes: two wellcar processes never
-            # interleave a read-modify-write of the table.
-            fcntl.flock(fd, fcntl.LOCK_EX if writing else fcntl.LOCK_SH)
-            yield fd
-        except OSError as exc:
-            raise ImageAccessError(f"{self._device}: {exc.strerror or exc}") from exc
-        finally:
-            os.close(fd)
-
-    @staticmethod
-    def _read(fd: int, lba: int, sectors: int) -> bytes:
-        return os.pread(fd, sectors * SECTOR_SIZE, lba * SECTOR_SIZE)
-
-    def _copy(self, fd: int, lba: int, total: int) -> _GptCopy | str:
-        try:
-            header = decode_header(self._read(fd, lba, 1), lba, total)
-            raw = self._read(fd, header.entries_lba, header.entries_sectors)
-            entries = raw[: header.entries_bytes]
-            if len(entries) < header.entries_bytes:
-                raise GptHeaderError(f"entry array at LBA {header.entries_lba} is cut off")
-            if crc32(entries) != header.entries_crc32:
-                raise GptHeaderError(
-                    f"partition entry array CRC mismatch at LBA {header.entries_lba}"
-                )
-            return _GptCopy(header, entries, decode_entry_array(entries, header))
-        except GptHeaderError as exc:
-            return str(exc)
-
-    def _load(self, fd: int) -> _LoadedGpt:
-        total = os.lseek(fd, 0, os.SEEK_END) // SECTOR_SIZE
-        if total < FIRST_USABLE_LBA + BACKUP_SECTORS:
-            raise NotGptError(f"{self._device}: {total} sectors cannot hold a partition table")
-        primary = self._copy(fd, 1, total)
-        backup_lba = primary.header.backup_lba if isinstance(primary, _GptCopy) else total - 1
-        backup = self._copy(fd, backup_lba, total)
-        if isinstance(primary, _GptCopy):
-            backup_problem = backup if isinstance(backup, str) else None
-            if isinstance(backup, _GptCopy) and (
-                backup.entries != primary.entries
-                or backup.header.disk_guid != primary.header.disk_guid
-            ):
-                backup_problem = "backup differs from the primary (an interrupted write?)"
-            return _LoadedGpt(
-                GptDisk(
-                    self._device,
-                    total,
-                    primary.header,
-                    HeaderCopy.PRIMARY,
-                    primary.partitions,
-                    None,
-                    backup_problem,
-                ),
-                primary.entries,
-                primary.header.entries_lba,
-                backup_lba,
-                backup.header.entries_lba
-                if isinstance(backup, _GptCopy)
-                else backup_lba - primary.header.entries_sectors,
-            )
-        if isinstance(backup, _GptCopy):
-            return _LoadedGpt(
-                GptDisk(
-                    self._device,
-                    total,
-                    backup.header,
-                    HeaderCopy.BACKUP,
-                    backup.partitions,
-                    primary,
-                    None,
-                ),
-                backup.entries,
-                2,
-                backup_lba,
-                backup.header.entries_lba,
-            )
-        if primary == backup == "no 'EFI PART' signature":
-            raise NotGptError(f"{self._device} is not a GPT disk")
-        raise GptCorruptError(
-            f"{self._device}: both GPT copies are corrupt (primary: {primary}; backup: {backup})"
-        )
-
-    def read_gpt(self) -> GptDisk:
-        with self._open(writing=False) as fd:
-            return self._load(fd).disk
-
-    def write_attributes(self, updates: Sequence[AttributeUpdate]) -> GptDisk:
-        with self._open(writing=True) as fd:
-            loaded = self._load(fd)
-            entries = bytearray(loaded.entries)
-            for update in updates:
-                loaded.disk.partition(update.number)  # raises for a missing partition
-                patch_attributes(entries, loaded.disk.header, update)
-            header = loaded.disk.header
-            primary = GptHeader(
-                current_lba=1,
-                backup_lba=loaded.backup_header_lba,
-                first_usable_lba=header.first_usable_lba,
-                last_usable_lba=header.last_usable_lba,
-                disk_guid=header.disk_guid,
-                entries_lba=loaded.primary_entries_lba,
-                entry_count=header.entry_count,
-                entry_size=header.entry_size,
-                entries_crc32=crc32(entries),
-            )
-            backup = primary.as_backup(loaded.backup_entries_lba)
-            for copy in (backup, primary):
-                os.pwrite(fd, entries, copy.entries_lba * SECTOR_SIZE)
-                os.pwrite(fd, copy.encode(), copy.current_lba * SECTOR_SIZE)
-                os.fsync(fd)
-            return self._load(fd).disk
-
-
-# ------------------------------------------------------------------ systemd-boot entries
 
 
 @dataclass(frozen=True)

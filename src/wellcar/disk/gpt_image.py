@@ -207,7 +207,9 @@ def _no_gpt_message(handle: IO[bytes], path: Path, total_sectors: int) -> str:
 
 
 def _load(handle: IO[bytes], path: Path) -> _LoadedGpt:
-    total = os.fstat(handle.fileno()).st_size // SECTOR_SIZE
+    # Seeking to the end sizes image files and block devices alike (st_size is 0 for a
+    # device), so the same code reads /dev/vda and disk.img.
+    total = os.lseek(handle.fileno(), 0, os.SEEK_END) // SECTOR_SIZE
     if total < FIRST_USABLE_LBA + BACKUP_SECTORS:
         raise NotGptError(
             f"{path} is not a GPT disk: {total * SECTOR_SIZE} bytes cannot hold a partition table"
