@@ -481,9 +481,7 @@ def loop_device(image: Path) -> Iterator[Path]:
         subprocess.run(["losetup", "--detach", str(device)], check=False)
 
 
-def test_on_a_real_block_device_the_gpt_is_read_and_written(
-    loop_device: Path, image: Path
-) -> None:
+def test_on_a_real_block_device_the_gpt_is_read_and_written(loop_device: Path, image: Path) -> None:
     assert read_gpt(loop_device).partitions == read_gpt(image).partitions
     store = BlockDeviceGpt(loop_device)
     assert store.read_gpt().partitions == read_gpt(image).partitions

@@ -25,6 +25,7 @@ def version() -> None:
 def build_app() -> typer.Typer:
     from wellcar.cli.agent_commands import agent_app
     from wellcar.cli.api_commands import api_app
+    from wellcar.cli.build_command import build_command
     from wellcar.cli.demo import demo
     from wellcar.cli.disk_commands import disk_app
     from wellcar.cli.payload_commands import keys_app, payload_app
@@ -40,6 +41,7 @@ def build_app() -> typer.Typer:
     app.command()(serve)
     app.command()(demo)
     app.command()(version)
+    app.command("build")(build_command)
     app.add_typer(api_app, name="api", help="Script the update server's REST API")
     app.add_typer(payload_app, name="payload")
     app.add_typer(disk_app, name="disk", help="Disk images: GPT layout, gptprio bits, A/B slots")

@@ -1,0 +1,106 @@
+"""`wellcar build`: build a disk image, /usr image and update payload from a brand profile.
+
+The options are generated from wellcar.image.settings.SETTINGS (one per setting, each
+overriding the profile's value), so the command line, the TOML profile and docs/image.md
+list the same settings. Register with ``app.command("build")(build_command)``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from wellcar.disk.sizes import format_size
+from wellcar.image import ImageBuildError, build, resolve_settings
+from wellcar.image.settings import SETTINGS, cli_name
+
+
+def _build(**options: Any) -> None:
+    profile: Path | None = options.pop("profile")
+    keep_work: bool = options.pop("keep_work")
+    console = Console(stderr=True)
+    try:
+        settings = resolve_settings(profile, options)
+        with Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(),
+            console=console,
+        ) as progress:
+            task = progress.add_task(f"building {settings.version}", total=None)
+
+            def on_step(name: str, index: int, total: int) -> None:
+                progress.update(task, description=name, completed=index, total=total)
+
+            result = build(settings, on_step=on_step, keep_work=keep_work)
+            progress.update(task, description="done", completed=progress.tasks[0].total)
+    except ImageBuildError as exc:
+        console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+        raise typer.Exit(1) from exc
+    table = Table(title=f"{settings.brand.name} {settings.version} in {result.output}")
+    table.add_column("file")
+    table.add_column("size", justify="right")
+    for name, size in result.files.items():
+        table.add_row(name, format_size(size))
+    Console().print(table)
+    if result.skipped_packages:
+        console.print(f"not on the mirror, skipped: {', '.join(result.skipped_packages)}")
+    typer.echo(f"usr root hash {result.root_hash}")
+
+
+def _parameters() -> list[inspect.Parameter]:
+    params = [
+        inspect.Parameter(
+            "profile",
+            inspect.Parameter.KEYWORD_ONLY,
+            default=None,
+            annotation=Annotated[
+                Path | None, typer.Option("--profile", help="Brand profile (TOML)")
+            ],
+        ),
+        inspect.Parameter(
+            "keep_work",
+            inspect.Parameter.KEYWORD_ONLY,
+            default=False,
+            annotation=Annotated[
+                bool, typer.Option("--keep-work", help="Keep OUTPUT/.work (the rootfs tree)")
+            ],
+        ),
+    ]
+    for setting in SETTINGS:
+        # Every option is a string parsed by the settings table, so the command line and
+        # the profile accept the same spellings and report errors the same way.
+        option = typer.Option(
+            setting.flag, help=setting.help, show_default=False, metavar=setting.kind.name
+        )
+        params.append(
+            inspect.Parameter(
+                cli_name(setting),
+                inspect.Parameter.KEYWORD_ONLY,
+                default=None,
+                annotation=Annotated[str | None, option],
+            )
+        )
+    return params
+
+
+def _make_command() -> Any:
+    def build_command(**options: Any) -> None:
+        """Build the OS image (disk.img, usr.img + usr.verity, kernel, initrd, update
+        payload, package manifest) into the output directory. Needs root (mmdebstrap)."""
+        _build(**options)
+
+    params = _parameters()
+    build_command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    build_command.__annotations__ = {p.name: p.annotation for p in params}
+    return build_command
+
+
+build_command = _make_command()

@@ -1,0 +1,175 @@
+"""``wellcar build``: the steps from package list to disk image and update payload.
+
+Order: rootfs (mmdebstrap) → manifest → Wellcar's code and branding → /etc defaults →
+/usr erofs + verity → ROOT tree → disk.img → update payload → version.txt, SHA256SUMS.
+Intermediate trees live in ``<output>/.work`` and are removed at the end (the rootfs is
+about a GB); ``build.log`` keeps every tool's output.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from wellcar.payload.errors import PayloadError
+from wellcar.payload.generate import GenerateOptions, PayloadInputs, generate_payload
+from wellcar.payload.signing import SigningKey, load_signing_key
+
+from .branding import apply_branding, capture_etc_defaults
+from .disk_image import assemble_disk, stage_root_tree
+from .errors import ImageBuildError
+from .rootfs import (
+    find_boot_files,
+    install_wellcar,
+    installed_packages,
+    render_manifest,
+    run_mmdebstrap,
+)
+from .settings import BuildSettings
+from .usr_image import build_usr_image
+
+STEPS: tuple[str, ...] = (
+    "rootfs",
+    "manifest",
+    "install-wellcar",
+    "branding",
+    "usr-image",
+    "root-fs",
+    "disk",
+    "payload",
+    "metadata",
+)
+PAYLOAD_NAME = "update.payload"
+# Reported per step: (step name, index from 0, number of steps).
+StepCallback = Callable[[str, int, int], None]
+
+
+@dataclass
+class BuildResult:
+    output: Path
+    root_hash: str
+    packages: dict[str, str]
+    skipped_packages: tuple[str, ...]
+    files: dict[str, int] = field(default_factory=dict)  # name -> size in bytes
+    seconds: dict[str, float] = field(default_factory=dict)  # step -> duration
+
+
+def render_version_txt(settings: BuildSettings, root_hash: str) -> str:
+    """Flatcar's version.txt keys under the brand's prefix, plus the /usr root hash."""
+    p, v = settings.brand.prefix, settings.version
+    return (
+        f"{p}_BUILD={v.major}\n{p}_BRANCH={v.minor}\n{p}_PATCH={v.patch}\n"
+        f'{p}_VERSION={v}\n{p}_VERSION_ID={v}\n{p}_BUILD_ID=""\n'
+        f"{p}_SOURCE_DATE_EPOCH={settings.epoch}\n{p}_USR_ROOT_HASH={root_hash}\n"
+    )
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as src:
+        while chunk := src.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _signing_keys(settings: BuildSettings) -> list[SigningKey]:
+    if settings.signing_key is None:
+        return []
+    try:
+        return [load_signing_key(settings.signing_key)]
+    except (OSError, PayloadError) as exc:
+        raise ImageBuildError("payload", f"cannot load signing key: {exc}") from exc
+
+
+def build(
+    settings: BuildSettings,
+    *,
+    rootfs: Path | None = None,
+    on_step: StepCallback | None = None,
+    keep_work: bool = False,
+) -> BuildResult:
+    """Run the build into ``settings.output``. With ``rootfs`` (a prepared tree, as the
+    tests use) the mmdebstrap step is skipped and that tree is modified in place."""
+    out = settings.output
+    out.mkdir(parents=True, exist_ok=True)
+    work = out / ".work"
+    log = out / "build.log"
+    log.write_text(f"# wellcar build {settings.version}\n", encoding="utf-8")
+    keys = _signing_keys(settings)  # fail before the long steps, not after them
+    seconds: dict[str, float] = {}
+    current: list[tuple[str, float]] = []
+
+    def step(name: str) -> None:
+        now = time.perf_counter()
+        if current:
+            seconds[current[-1][0]] = now - current[-1][1]
+        current.append((name, now))
+        with log.open("a", encoding="utf-8") as out_log:
+            out_log.write(f"## step {name}\n")
+        if on_step is not None:
+            on_step(name, STEPS.index(name), len(STEPS))
+
+    step("rootfs")
+    skipped: tuple[str, ...] = ()
+    if rootfs is None:
+        rootfs = work / "rootfs"
+        if rootfs.exists():
+            shutil.rmtree(rootfs)
+        work.mkdir(parents=True, exist_ok=True)
+        skipped = run_mmdebstrap(settings, rootfs, log)
+    step("manifest")
+    packages = installed_packages(rootfs)
+    (out / "packages.txt").write_text(render_manifest(packages), encoding="utf-8")
+    kernel_src, initrd_src = find_boot_files(rootfs)
+    kernel = out / "vmlinuz"
+    shutil.copyfile(kernel_src, kernel)
+    initrd: Path | None = None
+    if initrd_src is not None:
+        initrd = out / "initrd.img"
+        shutil.copyfile(initrd_src, initrd)
+    step("install-wellcar")
+    install_wellcar(rootfs)
+    step("branding")
+    apply_branding(rootfs, settings)
+    capture_etc_defaults(rootfs, settings.brand.id)
+    step("usr-image")
+    usr = build_usr_image(rootfs / "usr", out, epoch=settings.epoch,
+                          seed=settings.seed("usr"), log=log)  # fmt: skip
+    step("root-fs")
+    root_tree = stage_root_tree(rootfs, work / "root-tree", settings.epoch, log)
+    step("disk")
+    assemble_disk(settings, usr, root_tree, kernel, initrd, out=out / "disk.img",
+                  work=work, log=log)  # fmt: skip
+    step("payload")
+    try:
+        generate_payload(
+            PayloadInputs(new_usr=usr.image, kernel=kernel, initrd=initrd),
+            out / PAYLOAD_NAME,
+            keys,
+            GenerateOptions(zstd_level=settings.payload_zstd_level, try_bsdiff=False),
+        )
+    except PayloadError as exc:
+        raise ImageBuildError("payload", str(exc)) from exc
+    step("metadata")
+    (out / "version.txt").write_text(render_version_txt(settings, usr.root_hash),
+                                     encoding="utf-8")  # fmt: skip
+    if not keep_work and work.exists():
+        shutil.rmtree(work)
+    names = ["disk.img", "usr.img", "usr.verity", "vmlinuz", "initrd.img", PAYLOAD_NAME,
+             "packages.txt", "version.txt"]  # fmt: skip
+    present = [name for name in names if (out / name).is_file()]
+    sums = "".join(f"{_sha256(out / name)}  {name}\n" for name in present)
+    (out / "SHA256SUMS").write_text(sums, encoding="utf-8")
+    seconds["metadata"] = time.perf_counter() - current[-1][1]
+    return BuildResult(
+        output=out,
+        root_hash=usr.root_hash,
+        packages=packages,
+        skipped_packages=skipped,
+        files={name: (out / name).stat().st_size for name in [*present, "SHA256SUMS"]},
+        seconds=seconds,
+    )
