@@ -7,7 +7,7 @@ create`, FileSlotBackend) and the agent as a child process,
 update.conf with a short check interval. The run:
 
 1. the agent started through the lean module entry point
-   (`python -m wellcar.cli.agent_commands run`): idle RSS and CPU over a few no-update checks,
+   (`python -m wellcar.agent run`): idle RSS and CPU over a few no-update checks,
    to show what the agent itself costs apart from importing every `wellcar` command;
 2. the agent started as `python -m wellcar agent run`: RSS (VmRSS sampled, VmHWM) and CPU
    (utime + stime from /proc/<pid>/stat) over N no-update checks, then 2.0.0 is published
@@ -74,7 +74,7 @@ from wellcar.server.api.models import (
 PYTHON = sys.executable
 WELLCAR = [PYTHON, "-m", "wellcar"]
 AGENT_FULL = [*WELLCAR, "agent", "run"]
-AGENT_LEAN = [PYTHON, "-m", "wellcar.cli.agent_commands", "run"]
+AGENT_LEAN = [PYTHON, "-m", "wellcar.agent", "run"]
 MB = 1_000_000
 MIB = 1 << 20
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -606,11 +606,11 @@ def print_report(result: dict[str, Any]) -> None:
         ("idle RSS, median (max)", "", "goal <= 50 MB"),
         ("  python -m wellcar agent run",
          f"{mb(full['rss_median'])} ({mb(full['rss_max'])})", goal(full)),
-        ("  python -m wellcar.cli.agent_commands run",
+        ("  python -m wellcar.agent run",
          f"{mb(lean['rss_median'])} ({mb(lean['rss_max'])})", goal(lean)),
         ("CPU per no-update check (utime+stime)", "", ""),
         ("  python -m wellcar agent run", per_check(full), ""),
-        ("  python -m wellcar.cli.agent_commands run", per_check(lean), ""),
+        ("  python -m wellcar.agent run", per_check(lean), ""),
         ("", "", ""),
         ("RSS during install, sampled max / VmHWM",
          f"{mb(install['rss_max'])} / {mb(install['hwm'])}", "wellcar agent run"),

@@ -10,27 +10,19 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import re
-import signal
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from types import FrameType
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from wellcar.agent.assemble import build_parts, trusted_keys_from
-from wellcar.agent.config import MACHINE_ID_PATH, AgentConfig, NodeIdentity, load_config
-from wellcar.agent.config import load_identity as load_node_identity
+from wellcar.agent.config import AgentConfig, load_config
 from wellcar.agent.control import (
     AgentNotRunningError,
-    AgentService,
     ControlError,
     ControlTimeoutError,
     read_slots,
@@ -38,19 +30,17 @@ from wellcar.agent.control import (
     socket_path,
     status_document,
 )
-from wellcar.agent.daemon import UpdateAgent
 from wellcar.agent.errors import AgentError
+from wellcar.agent.runner import run_agent
 from wellcar.agent.slot_backend import (
     BlockDeviceGpt,
     BlockDeviceSlotBackend,
     FileSlotBackend,
-    SlotBackend,
     SlotBackendError,
 )
 from wellcar.agent.status_store import StatusStore
 from wellcar.cli.output import UsageError, err, fail, out
-from wellcar.disk import DiskError, SlotInfo, SlotTable, read_gpt
-from wellcar.server.logging_setup import configure_logging
+from wellcar.disk import DiskError, SlotInfo, SlotTable
 
 agent_app = typer.Typer(
     help="The node's update agent: run it; ask it for status, checks, updates, rollbacks.",
@@ -115,49 +105,6 @@ def _load(root: Path, brand: str) -> AgentConfig:
 # ------------------------------------------------------------------------------- run
 
 
-_MACHINE_ID = re.compile(r"[0-9a-f]{32}")
-
-
-def _simulated_identity(config: AgentConfig, backend: FileSlotBackend) -> NodeIdentity:
-    """A simulated node is its disk: the machine id is ROOT/etc/machine-id if there is one,
-    else the image's disk GUID; the boot id is the simulated boot's."""
-    machine_id = ""
-    path = config.root / MACHINE_ID_PATH.lstrip("/")
-    if path.is_file():
-        machine_id = path.read_text(encoding="utf-8", errors="replace").strip().lower()
-    if not _MACHINE_ID.fullmatch(machine_id):
-        machine_id = read_gpt(backend.image).disk_guid.hex
-    return NodeIdentity(
-        version=config.version,
-        board=config.board,
-        machine_id=machine_id,
-        boot_id=str(uuid.UUID(backend.boot_id())),
-    )
-
-
-class _RebootHook:
-    """FileSlotBackend's on_reboot, pointed at the service once that exists."""
-
-    def __init__(self) -> None:
-        self.target: Callable[[], None] | None = None
-
-    def __call__(self) -> None:
-        if self.target is not None:
-            self.target()
-
-
-def _simulated_node(config: AgentConfig, image: Path, on_reboot: _RebootHook) -> FileSlotBackend:
-    if not image.is_file():
-        raise UsageError(f"--disk-image {image}: no such file")
-    backend = FileSlotBackend(image, config.state_dir, on_reboot=on_reboot)
-    if not backend.powered_on or backend.reboot_requested:
-        # `wellcar agent run` on a node that is off, or that asked for a reboot, is the
-        # machine coming up: gptprio picks the slot.
-        boot = backend.power_on()
-        log.info("simulated power-on image=%s slot=%s", image, boot.slot.value)
-    return backend
-
-
 @agent_app.command("run")
 def run(
     root: RootOpt = Path("/"),
@@ -170,63 +117,8 @@ def run(
     log_level: Annotated[LogLevel, typer.Option(help="Log level")] = LogLevel.INFO,
 ) -> None:
     """Run the agent: assess the boot, then check, install and reboot on schedule."""
-    configure_logging(log_level.value)
-    # The simulated machine does not go down by itself when asked to reboot: the agent
-    # ends instead, and the next `wellcar agent run` powers the node on again.
-    on_reboot = _RebootHook()
     with agent_errors():
-        config = load_config(root, brand)
-        keys = trusted_keys_from(config, allow_unsigned)  # before anything is touched
-        backend: SlotBackend
-        if disk_image is not None:
-            simulated = _simulated_node(config, disk_image, on_reboot)
-            backend, identity = simulated, _simulated_identity(config, simulated)
-        else:
-            backend = BlockDeviceSlotBackend(state_dir=config.state_dir, brand=config.brand)
-            identity = load_node_identity(config)
-        parts = build_parts(
-            config, identity, backend, trusted_keys=keys, allow_unsigned=allow_unsigned
-        )
-        service = AgentService(UpdateAgent(parts))
-        on_reboot.target = service.request_stop
-        service.start()
-    agent = service.agent
-    log.info(
-        "agent started pid=%d version=%s server=%s group=%s strategy=%s node=%s socket=%s",
-        os.getpid(), agent.running_version(), config.server, config.group,
-        config.reboot_strategy.value, disk_image or "this machine", service.control.path,
-    )  # fmt: skip
-    signals: list[int] = []
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        name = signal.Signals(signum).name
-        signals.append(signum)
-        if len(signals) == 1:
-            log.info("signal=%s: stopping after the current step", name)
-            service.request_stop()
-            return
-        state = agent.status().state
-        log.warning(
-            "signal=%s again: exiting now in state=%s (the next start resumes)", name, state
-        )
-        service.control.close()
-        logging.shutdown()
-        os._exit(128 + signum)
-
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        while not service.join(0.5):
-            pass
-    finally:
-        service.close()
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-    if service.error is not None:
-        fail(f"the update loop stopped: {service.error}")
-    if agent.rebooting:
-        log.info("agent stopped: the node is rebooting")
-    else:
-        log.info("agent stopped")
+        run_agent(root, brand, disk_image, allow_unsigned, log_level.value)
 
 
 # ---------------------------------------------------------------------------- status
