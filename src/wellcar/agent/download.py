@@ -175,13 +175,11 @@ def _file_matches(path: Path, offer: UpdateOffer) -> bool:
     try:
         if path.stat().st_size != offer.size:
             return False
-        hasher = hashlib.sha256()
         with path.open("rb") as f:
-            while chunk := f.read(1 << 20):
-                hasher.update(chunk)
+            digest = hashlib.file_digest(f, "sha256").hexdigest()
     except OSError:
         return False
-    return hasher.hexdigest() == offer.sha256_hex
+    return digest == offer.sha256_hex
 
 
 def _size_mismatch(url: str, message: str) -> _UrlBroken:

@@ -300,7 +300,3 @@ def rollback(
     slot = response["slot"]
     version = slot["version"] or "unknown version"
     out.print(f"slot {slot['slot']} ({version}) boots next: reboot to switch to it")
-
-
-if __name__ == "__main__":  # `python -m wellcar.cli.agent_commands`: without the other groups
-    agent_app(prog_name="wellcar agent")

@@ -69,11 +69,8 @@ def render_version_txt(settings: BuildSettings, root_hash: str) -> str:
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as src:
-        while chunk := src.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(src, "sha256").hexdigest()
 
 
 def _signing_keys(settings: BuildSettings) -> list[SigningKey]:

@@ -73,6 +73,9 @@ class ApplyTargets:
     kernel: Path | None = None
     initrd: Path | None = None
 
+    def procedure_path(self, kind: ProcedureType) -> Path | None:
+        return _procedure_path(self, kind)
+
 
 @dataclass(frozen=True)
 class ApplySources:
@@ -81,6 +84,14 @@ class ApplySources:
     usr: TargetRegion | None = None
     kernel: Path | None = None
     initrd: Path | None = None
+
+    def procedure_path(self, kind: ProcedureType) -> Path | None:
+        return _procedure_path(self, kind)
+
+
+def _procedure_path(files: ApplyTargets | ApplySources, kind: ProcedureType) -> Path | None:
+    """The file a procedure's content goes to (or comes from); None for the PCR policy."""
+    return {ProcedureType.KERNEL: files.kernel, ProcedureType.INITRD: files.initrd}.get(kind)
 
 
 @dataclass(frozen=True)
@@ -173,13 +184,9 @@ class _Apply:
                 )
         else:
             wanted.append((usr.path, needed))
-        finals = {
-            ProcedureType.KERNEL: self.targets.kernel,
-            ProcedureType.INITRD: self.targets.initrd,
-        }
         for proc in manifest.procedures:
             assert proc.new_info is not None
-            place = finals.get(proc.type) or Path(tempfile.gettempdir()) / "x"
+            place = self._scratch_place(self.targets.procedure_path(proc.type))
             wanted.append((place, proc.new_info.size))
         for path, size in wanted:
             free = free_bytes(path)
@@ -187,6 +194,14 @@ class _Apply:
                 raise TargetError(
                     f"writing {path} needs {size} bytes but its file system has only {free} free"
                 )
+
+    def _scratch_place(self, final: Path | None) -> Path:
+        """A path on the file system that will hold a procedure's scratch file."""
+        if final is not None:
+            return final
+        if self.checkpoint is not None:
+            return self.checkpoint.path
+        return Path(tempfile.gettempdir()) / "scratch"
 
     def _scratch_path(self, key: str, final: Path | None) -> Path:
         if final is not None:
@@ -227,17 +242,11 @@ class _Apply:
         for proc in manifest.procedures:
             assert proc.new_info is not None
             key = proc.type.name.lower()
-            final = {
-                ProcedureType.KERNEL: self.targets.kernel,
-                ProcedureType.INITRD: self.targets.initrd,
-            }.get(proc.type)
+            final = self.targets.procedure_path(proc.type)
             scratch = self._scratch_path(key, final)
             proc_source: RegionReader | None = None
             if proc.old_info is not None or any(op.type.reads_source for op in proc.operations):
-                old_path = {
-                    ProcedureType.KERNEL: self.sources.kernel,
-                    ProcedureType.INITRD: self.sources.initrd,
-                }.get(proc.type)
+                old_path = self.sources.procedure_path(proc.type)
                 if old_path is None or proc.old_info is None:
                     raise SourceMismatchError(f"this delta needs the running {key} as a source")
                 proc_source = RegionReader(TargetRegion(old_path), proc.old_info.size)

@@ -77,13 +77,8 @@ class GenerateReport:
 
 
 def _file_sha256(path: Path) -> tuple[int, bytes]:
-    hasher = hashlib.sha256()
-    size = 0
     with open(path, "rb") as src:
-        while chunk := src.read(8 << 20):
-            hasher.update(chunk)
-            size += len(chunk)
-    return size, hasher.digest()
+        return os.fstat(src.fileno()).st_size, hashlib.file_digest(src, "sha256").digest()
 
 
 def _read_blocks(path: Path, start: int, count: int) -> bytes:
