@@ -25,6 +25,7 @@ from wellcar.disk import DiskLayout, GptPrio, Slot, SlotState, SlotTable, create
 from wellcar.omaha.codes import split_error_code
 from wellcar.omaha.parse import parse_request
 from wellcar.payload.generate import GenerateOptions, PayloadInputs, generate_payload
+from wellcar.payload.manifest import UsrVerity
 from wellcar.payload.signing import KeyAlgorithm, generate_key, load_signing_key, write_key_pair
 from wellcar.payload.slot_install import slot_region
 
@@ -34,6 +35,29 @@ from .test_omaha_client import LoopbackServer, noupdate, offer, raw, xml
 LAYOUT = DiskLayout(
     esp_size=1 << 20, usr_size=8 << 20, oem_size=1 << 20, oem_config_size=1 << 20, root_size=1 << 20
 )
+# The new image is 1032 blocks; pretend its last 8 are the hash tree.
+VERITY = UsrVerity("5e" * 32, 1024 * 4096)
+
+
+@dataclass(frozen=True)
+class EntryWrite:
+    slot: Slot
+    version: str
+    tries: int
+    verity: UsrVerity | None
+
+
+class RecordingBackend(FileSlotBackend):
+    """A file node that remembers the boot entries the agent asked for."""
+
+    def __init__(self, image: Path, state_dir: Path) -> None:
+        super().__init__(image, state_dir)
+        self.entries: list[EntryWrite] = []
+
+    def write_boot_entry(
+        self, slot: Slot, *, version: str, tries: int, verity: UsrVerity | None = None
+    ) -> None:
+        self.entries.append(EntryWrite(slot, version, tries, verity))
 
 
 class AllHealthy:
@@ -48,7 +72,7 @@ class AllHealthy:
 class Node:
     root: Path
     image: Path
-    backend: FileSlotBackend
+    backend: RecordingBackend
     config: AgentConfig
     omaha: LoopbackServer
 
@@ -76,6 +100,7 @@ class Payloads:
     good: bytes  # signed by the release key the node trusts
     other_key: bytes  # the same /usr, signed by a key the node does not trust
     release_pub: bytes
+    verity: bytes  # like good, with VERITY in its manifest
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +117,16 @@ def payloads(tmp_path_factory: pytest.TempPathFactory) -> Payloads:
             [load_signing_key(work / f"{name}.key")], GenerateOptions(zstd_level=3),
         )  # fmt: skip
         out[name] = (work / f"{name}.payload").read_bytes()
-    return Payloads(out["release"], out["stranger"], (work / "release.pub").read_bytes())
+    generate_payload(
+        PayloadInputs(work / "new.img", usr_verity=VERITY), work / "verity.payload",
+        [load_signing_key(work / "release.key")], GenerateOptions(zstd_level=3),
+    )  # fmt: skip
+    return Payloads(
+        out["release"],
+        out["stranger"],
+        (work / "release.pub").read_bytes(),
+        (work / "verity.payload").read_bytes(),
+    )
 
 
 @pytest.fixture
@@ -109,7 +143,7 @@ def node(tmp_path: Path, payloads: Payloads) -> Iterator[Node]:
     server = LoopbackServer()
     server.start()
     state = tmp_path / "state"
-    backend = FileSlotBackend(image, state)
+    backend = RecordingBackend(image, state)
     backend.power_on()
     config = AgentConfig(
         server=server.url("/v1/update/"),
@@ -163,6 +197,7 @@ def test_a_good_update_waits_for_its_reboot_then_reports_3_2(
     assert events[-3:] == [(13, 1), (14, 1), (3, 1)]
     b = SlotTable.for_image(node.image, active=Slot.A).slot(Slot.B)
     assert (b.state, b.prio.tries, b.record.version) == (SlotState.BOOTABLE, 1, "2.0.0")
+    assert node.backend.entries == [EntryWrite(Slot.B, "2.0.0", 1, None)]  # no verity: plain
 
     node.backend.power_on()  # the reboot (strategy off: someone else reboots)
     node.omaha.routes["/v1/update/"] = xml(noupdate())  # type: ignore[assignment]
@@ -172,6 +207,16 @@ def test_a_good_update_waits_for_its_reboot_then_reports_3_2(
     kind, result, _, previous = node.events()[-1]
     assert (kind, result, previous) == (3, 2, "1.0.0")
     assert SlotTable.for_image(node.image, active=Slot.B).slot(Slot.B).state is SlotState.GOOD
+
+
+def test_the_boot_entry_boots_the_payloads_usr_through_verity(
+    node: Node, payloads: Payloads
+) -> None:
+    with loopback_http({"p": payloads.verity}) as mirror:
+        node.omaha.routes["/v1/update/"] = offer_of(payloads.verity, mirror.url_of("p"))  # type: ignore[assignment]
+        agent = node.agent()
+        assert agent.check() is CheckResult.UPDATED
+    assert node.backend.entries == [EntryWrite(Slot.B, "2.0.0", 1, VERITY)]
 
 
 def test_a_corrupt_download_is_reported_and_nothing_is_installed(

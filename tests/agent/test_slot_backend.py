@@ -50,6 +50,7 @@ from wellcar.disk import (
 )
 from wellcar.disk.sizes import MiB
 from wellcar.payload.generate import GenerateOptions, PayloadInputs, generate_payload
+from wellcar.payload.manifest import UsrVerity
 from wellcar.payload.reader import file_opener
 from wellcar.payload.slot_install import install_into_slot
 
@@ -63,6 +64,7 @@ TINY = DiskLayout(
 )
 HASH_A = "a" * 64
 HASH_B = "0123456789abcdef" * 4
+VERITY_OF_B = UsrVerity(HASH_B, 3 * MiB)
 
 
 @pytest.fixture
@@ -190,6 +192,7 @@ VERITY_B = f"mount.usr=/dev/mapper/usr verity.usr=PARTUUID={USR_B_UUID} console=
         ("root=LABEL=ROOT mount.usr=/dev/vda4", Slot.B),
         ("mount.usr=PARTLABEL=USR-A quiet", Slot.A),
         (f"usrhash={HASH_B} mount.usr=/dev/mapper/usr", Slot.B),  # through our entries
+        (f"verity.usrhash={HASH_B} mount.usr=/dev/mapper/usr", Slot.B),  # Flatcar's spelling
     ],
 )
 def test_the_booted_slot_from_a_kernel_command_line(cmdline: str, slot: Slot) -> None:
@@ -374,13 +377,41 @@ def test_slot_options_replace_the_running_slots_usr_and_keep_the_rest() -> None:
         "console=tty0", "console=ttyS0,115200", "root=LABEL=ROOT",
         f"mount.usr=PARTUUID={USR_B_UUID}", "wellcar.slot=b",
     )  # fmt: skip
-    verity = slot_kernel_options(Slot.B, USR_B_UUID, usrhash=HASH_B.upper())
+    verity = slot_kernel_options(Slot.B, USR_B_UUID, verity=VERITY_OF_B)
     assert verity == (
-        "mount.usr=/dev/mapper/usr", f"verity.usr=PARTUUID={USR_B_UUID}",
-        f"usrhash={HASH_B}", "wellcar.slot=b",
+        f"verity.usr=PARTUUID={USR_B_UUID}", f"verity.usrhash={HASH_B}",
+        f"verity.usroffset={3 * MiB}", "wellcar.slot=b",
     )  # fmt: skip
+
+
+def test_slot_options_never_carry_the_running_slots_verity_over() -> None:
+    """An image-built slot A boots with both verity spellings; none of it may reach B."""
+    running = (
+        "BOOT_IMAGE=/x", f"mount.usr=PARTUUID={USR_A_UUID}", "mount.usrfstype=erofs",
+        "mount.usrflags=ro", f"usrhash={HASH_A}", f"systemd.verity_usr_data=PARTUUID={USR_A_UUID}",
+        f"systemd.verity_usr_hash=PARTUUID={USR_A_UUID}",
+        "systemd.verity_usr_options=hash-offset=8192", f"verity.usr=PARTUUID={USR_A_UUID}",
+        f"verity.usrhash={HASH_A}", "verity.usroffset=8192", "root=PARTLABEL=ROOT", "rw",
+        "console=ttyS0", "wellcar.slot=a",
+    )  # fmt: skip
+    for verity in (VERITY_OF_B, None):
+        options = slot_kernel_options(Slot.B, USR_B_UUID, verity=verity, base_options=running)
+        assert options[:3] == ("root=PARTLABEL=ROOT", "rw", "console=ttyS0")
+        assert not any(HASH_A in w or str(USR_A_UUID) in w or "8192" in w for w in options)
+        keys = [w.partition("=")[0] for w in options]
+        assert len(keys) == len(set(keys))  # one of each: no stale duplicate to win
+    options = slot_kernel_options(Slot.B, USR_B_UUID, verity=VERITY_OF_B, base_options=running)
+    assert options[3:] == (
+        f"verity.usr=PARTUUID={USR_B_UUID}", f"verity.usrhash={HASH_B}",
+        f"verity.usroffset={3 * MiB}", "wellcar.slot=b",
+    )  # fmt: skip
+
+
+def test_slot_options_refuse_a_verity_that_bypassed_its_checks() -> None:
+    forged = UsrVerity(HASH_B, 4096)
+    object.__setattr__(forged, "root_hash", "abc\noptions init=/bin/sh")
     with pytest.raises(BootEntryError, match="root hash"):
-        slot_kernel_options(Slot.B, USR_B_UUID, usrhash="abc")
+        slot_kernel_options(Slot.B, USR_B_UUID, verity=forged)
 
 
 def test_esp_entries_install_replace_bless_and_remove(tmp_path: Path) -> None:
@@ -389,11 +420,12 @@ def test_esp_entries_install_replace_bless_and_remove(tmp_path: Path) -> None:
     esp.initrd_path(Slot.B).write_bytes(b"initrd")
     a_entry = esp.install(Slot.A, version="1.0.0", tries=1, partuuid=USR_A_UUID)
     esp.bless(Slot.A)
-    first = esp.install(Slot.B, version="2.0.0", tries=3, partuuid=USR_B_UUID, usrhash=HASH_B)
+    first = esp.install(Slot.B, version="2.0.0", tries=3, partuuid=USR_B_UUID, verity=VERITY_OF_B)
     assert first.name == "wellcar-b+3.conf"
     text = first.read_text()
     assert "linux /EFI/wellcar/vmlinuz-b\n" in text
     assert "initrd /EFI/wellcar/initrd-b\n" in text  # only because the initrd exists
+    assert f"verity.usrhash={HASH_B} verity.usroffset={3 * MiB} wellcar.slot=b\n" in text
     assert "initrd" not in (esp.entries_dir / "wellcar-a.conf").read_text()
     assert not a_entry.exists()  # blessed: renamed without the counter
     assert esp.tries_left(Slot.B) == 3 and esp.tries_left(Slot.A) is None
@@ -588,5 +620,41 @@ def test_a_usrhash_only_command_line_is_resolved_through_our_entries(
 ) -> None:
     paths = _host(tmp_path, f"mount.usr=/dev/mapper/usr usrhash={HASH_B}")
     backend = BlockDeviceSlotBackend(state_dir=tmp_path / "var", disk=image, paths=paths)
-    backend.write_boot_entry(Slot.B, version="2.0.0", tries=1, usrhash=HASH_B)
+    backend.write_boot_entry(Slot.B, version="2.0.0", tries=1, verity=VERITY_OF_B)
     assert backend.booted_slot() is Slot.B
+
+
+def test_slots_by_usrhash_reads_both_spellings(tmp_path: Path) -> None:
+    esp = EspBootFiles(tmp_path / "esp")
+    esp.install(Slot.B, version="2.0.0", tries=1, partuuid=USR_B_UUID, verity=VERITY_OF_B)
+    esp.entries_dir.joinpath("wellcar-a.conf").write_text(  # written by an older agent
+        f"title Wellcar\nversion 1.0.0\nlinux /EFI/wellcar/vmlinuz-a\n"
+        f"options mount.usr=/dev/mapper/usr verity.usr=PARTUUID={USR_A_UUID} "
+        f"usrhash={HASH_A.upper()} wellcar.slot=a\n"
+    )
+    assert esp.slots_by_usrhash() == {HASH_B: Slot.B, HASH_A: Slot.A}
+
+
+def test_the_block_backend_writes_the_payloads_verity_into_the_entry(
+    image: Path, tmp_path: Path
+) -> None:
+    running = (
+        f"BOOT_IMAGE=/EFI/wellcar/vmlinuz-a mount.usr=PARTUUID={USR_A_UUID} "
+        f"mount.usrfstype=erofs usrhash={HASH_A} verity.usr=PARTUUID={USR_A_UUID} "
+        f"verity.usrhash={HASH_A} verity.usroffset=8192 "
+        "systemd.verity_usr_options=hash-offset=8192 root=PARTLABEL=ROOT console=ttyS0"
+    )
+    backend = BlockDeviceSlotBackend(
+        state_dir=tmp_path / "var", disk=image, paths=_host(tmp_path, running)
+    )
+    _verify_and_arm(backend.slot_table(), Slot.B, "2.0.0")
+    backend.write_boot_entry(Slot.B, version="2.0.0", tries=1, verity=VERITY_OF_B)
+    entry = (tmp_path / "boot" / "loader" / "entries" / "wellcar-b+1.conf").read_text()
+    options = next(x for x in entry.splitlines() if x.startswith("options "))
+    assert options.split()[1:] == [
+        "root=PARTLABEL=ROOT", "console=ttyS0", f"verity.usr=PARTUUID={USR_B_UUID}",
+        f"verity.usrhash={HASH_B}", f"verity.usroffset={3 * MiB}", "wellcar.slot=b",
+    ]  # fmt: skip
+    # systemd-boot picks the newest good entry without a loader.conf default: by
+    # sort-key, then version (descending).
+    assert "sort-key wellcar\n" in entry and "version 2.0.0\n" in entry

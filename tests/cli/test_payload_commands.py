@@ -346,3 +346,48 @@ def test_flatcar_payload_with_an_initrd_is_refused(tmp_path: Path, kit: Kit) -> 
     )  # fmt: skip
     assert "carry no initrd" in message
     assert not list(tmp_path.iterdir())
+
+
+# --- --usr-verity -----------------------------------------------------------------------
+
+ROOT_HASH = "3c" * 32
+
+
+def test_generate_with_usr_verity_and_inspect_it(tmp_path: Path, kit: Kit) -> None:
+    payload = tmp_path / "verity.crau"
+    offset = 96 * BS  # the new image is 99 blocks: the last 3 "are" the hash tree
+    generate(kit, payload, "--usr-verity", f"{ROOT_HASH.upper()}:{offset}")
+    desc = json.loads(ok(run("payload", "inspect", payload, "--json")))
+    assert desc["usr_verity"] == {"root_hash": ROOT_HASH, "hash_offset": offset}
+    text = ok(run("payload", "inspect", payload))
+    assert f"usr verity: root hash {ROOT_HASH}, hash tree at byte {offset}" in text
+
+    plain = tmp_path / "plain.crau"
+    generate(kit, plain)
+    assert json.loads(ok(run("payload", "inspect", plain, "--json")))["usr_verity"] is None
+    assert "usr verity: none" in ok(run("payload", "inspect", plain))
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("nonsense", "give ROOT_HASH:OFFSET"),
+        (ROOT_HASH, "give ROOT_HASH:OFFSET"),
+        (f"{ROOT_HASH}:", "give ROOT_HASH:OFFSET"),
+        (f"{ROOT_HASH}:4k", "give ROOT_HASH:OFFSET"),
+        (f"{ROOT_HASH}:-4096", "give ROOT_HASH:OFFSET"),
+        (f"{ROOT_HASH[:-2]}:4096", "--usr-verity: usr verity root hash"),
+        (f"{'zz' * 32}:4096", "is not 64 lowercase hex digits"),
+        (f"{ROOT_HASH}:0", "hash offset 0 is not a positive multiple of 4096"),
+        (f"{ROOT_HASH}:4097", "hash offset 4097 is not a positive multiple of 4096"),
+        (f"{ROOT_HASH}:{99 * BS}", f"hash offset {99 * BS} is not inside"),
+    ],
+)
+def test_generate_refuses_a_malformed_usr_verity(
+    tmp_path: Path, kit: Kit, value: str, message: str
+) -> None:
+    result = run(
+        "payload", "generate", "--new", kit.new, "-o", tmp_path / "o", "--usr-verity", value
+    )
+    assert message in failed(result)
+    assert not list(tmp_path.iterdir())

@@ -28,6 +28,7 @@ from wellcar.payload.manifest import (
     InstallOperation,
     Manifest,
     OpType,
+    UsrVerity,
     decode_signatures,
 )
 from wellcar.payload.operations import encode_bsdiff, encode_bz2, encode_zstd, encode_zstd_patch
@@ -352,6 +353,19 @@ def test_flatcar_compatible_payload(
     assert result.signed_by == keys.rsa.key_id.hex()
 
 
+def test_flatcar_compatible_payload_carries_usr_verity_as_an_unknown_field(
+    tmp_path: Path, images: Images, keys: Keys
+) -> None:
+    """update_engine skips field 1000; our applier reads it from the same bytes."""
+    verity = UsrVerity("c0" * 32, 1024 * BS)
+    payload = tmp_path / "flatcar-verity.crau"
+    options = dataclasses.replace(FAST, flatcar_compatible=True)
+    generate_payload(PayloadInputs(images.new, usr_verity=verity), payload, [keys.rsa], options)
+    assert describe_payload(payload).layout == "signatures-last"
+    result = apply_file(payload, tmp_path / "usr-b.img", keys.trust(keys.rsa))
+    assert result.usr_verity == verity
+
+
 def test_flatcar_compatible_refuses_deltas_and_initrd(tmp_path: Path, images: Images) -> None:
     options = dataclasses.replace(FAST, flatcar_compatible=True)
     with pytest.raises(PayloadError, match="full payloads"):
@@ -578,3 +592,61 @@ def test_bz2_blob_is_standard_bzip2(payloads: Payloads) -> None:
     blob = next(b for b in meta.blobs if b.op.type is OpType.REPLACE_BZ)
     start = meta.layout.metadata_size + blob.offset
     assert len(bz2.decompress(data[start : start + blob.length])) == blob.op.dst_blocks * BS
+
+
+# --- dm-verity parameters ---------------------------------------------------------------
+
+VERITY = UsrVerity("9f" * 32, 1024 * BS)  # the new image's last 8 blocks "are" the tree
+
+
+@pytest.mark.parametrize("delta", [False, True], ids=["full", "delta"])
+def test_usr_verity_travels_signed_from_generate_to_apply(
+    tmp_path: Path, images: Images, keys: Keys, delta: bool
+) -> None:
+    payload = tmp_path / "p.crau"
+    inputs = PayloadInputs(images.new, images.old if delta else None, usr_verity=VERITY)
+    generate_payload(inputs, payload, [keys.ed25519], FAST)
+    assert read_meta(payload).manifest.usr_verity == VERITY
+
+    target = tmp_path / "usr-b.img"
+    result = apply_file(payload, target, keys.trust(keys.ed25519), source=images.old)
+    assert result.usr_verity == VERITY
+    assert result.signed_by == keys.ed25519.key_id.hex()
+    assert target.read_bytes() == images.new_bytes
+
+    desc = describe_payload(payload)
+    assert desc.usr_verity == VERITY
+    assert desc.as_json()["usr_verity"] == {"root_hash": "9f" * 32, "hash_offset": 1024 * BS}
+
+    # Re-signing keeps it; it is part of what the signature covers.
+    resigned = tmp_path / "resigned.crau"
+    resign_payload(payload, resigned, [keys.rsa])
+    assert describe_payload(resigned).usr_verity == VERITY
+
+
+def test_payloads_without_usr_verity_say_so(tmp_path: Path, keys: Keys, payloads: Payloads) -> None:
+    assert describe_payload(payloads.full).usr_verity is None
+    assert describe_payload(payloads.full).as_json()["usr_verity"] is None
+    assert apply_file(payloads.full, tmp_path / "t", keys.trust(keys.rsa)).usr_verity is None
+
+
+def test_usr_verity_is_covered_by_the_signature(tmp_path: Path, images: Images, keys: Keys) -> None:
+    """A root hash swapped in transit (one bit) fails the signature before any write."""
+    payload = tmp_path / "p.crau"
+    generate_payload(PayloadInputs(images.new, usr_verity=VERITY), payload, [keys.rsa], FAST)
+    meta = read_meta(payload)
+    data = payload.read_bytes()
+    at = data.index(bytes.fromhex(VERITY.root_hash), 0, meta.layout.metadata_size)
+    flip_bit(payload, at)
+    target = tmp_path / "usr-b.img"
+    with pytest.raises(PayloadSignatureError):
+        apply_file(payload, target, keys.trust(keys.rsa))
+    assert not target.exists() or target.stat().st_size == 0
+
+
+def test_generate_refuses_a_hash_offset_outside_the_new_usr(tmp_path: Path, images: Images) -> None:
+    size = images.new.stat().st_size
+    past_end = UsrVerity("9f" * 32, -(-size // BS) * BS)
+    with pytest.raises(PayloadError, match=f"hash offset {past_end.hash_offset} is not inside"):
+        generate_payload(PayloadInputs(images.new, usr_verity=past_end), tmp_path / "p", [], FAST)
+    assert not (tmp_path / "p").exists()

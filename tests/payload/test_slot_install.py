@@ -16,11 +16,13 @@ from wellcar.disk import (
     create_disk_image,
 )
 from wellcar.payload.errors import PayloadError, PayloadIntegrityError
+from wellcar.payload.generate import PayloadInputs, generate_payload
+from wellcar.payload.manifest import UsrVerity
 from wellcar.payload.reader import file_opener
 from wellcar.payload.slot_install import install_into_slot, slot_region
 
 from .conftest import Images, Keys, Payloads
-from .helpers import flip_bit
+from .helpers import BS, FAST, flip_bit
 
 LAYOUT = DiskLayout(
     esp_size=1 << 20, usr_size=8 << 20, oem_size=1 << 20, oem_config_size=1 << 20, root_size=1 << 20
@@ -63,6 +65,18 @@ def test_delta_into_slot_b_reads_slot_a_and_leaves_it_alone(
     assert (info.prio.tries, info.prio.successful) == (1, False)
     assert info.record.version == "2.0.0"
     assert table.active is Slot.A  # B has not booted yet
+
+
+def test_the_installed_slots_verity_parameters_come_back_to_the_caller(
+    tmp_path: Path, images: Images, keys: Keys
+) -> None:
+    """The agent writes the boot entry from these, after the install verified them."""
+    verity = UsrVerity("ab" * 32, 1024 * BS)
+    payload = tmp_path / "p.crau"
+    generate_payload(PayloadInputs(images.new, usr_verity=verity), payload, [keys.rsa], FAST)
+    image, table = _disk_with_old_in_a(tmp_path, images)
+    result = install_into_slot(file_opener(payload), image, table, keys.trust(keys.rsa), "2.0.0")
+    assert result.apply.usr_verity == verity
 
 
 @pytest.mark.parametrize("problem", ["blob", "manifest"])

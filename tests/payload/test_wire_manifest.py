@@ -17,6 +17,7 @@ from wellcar.payload.manifest import (
     ProcedureType,
     Signature,
     Signatures,
+    UsrVerity,
     decode_manifest,
     decode_signatures,
     encode_manifest,
@@ -58,6 +59,11 @@ procedures = st.builds(
     old_info=st.none() | infos,
     new_info=st.none() | infos,
 )
+verities = st.builds(
+    UsrVerity,
+    root_hash=st.binary(min_size=32, max_size=32).map(bytes.hex),
+    hash_offset=st.integers(min_value=1, max_value=UINT64_MAX // 4096).map(lambda n: n * 4096),
+)
 manifests = st.builds(
     Manifest,
     partition_operations=st.lists(operations, max_size=5).map(tuple),
@@ -68,6 +74,13 @@ manifests = st.builds(
     old_partition_info=st.none() | infos,
     new_partition_info=st.none() | infos,
     procedures=st.lists(procedures, max_size=3).map(tuple),
+    usr_verity=st.none() | verities,
+).filter(  # the decoder refuses a hash tree outside the new /usr
+    lambda m: (
+        m.usr_verity is None
+        or m.new_partition_info is None
+        or m.usr_verity.hash_offset < m.new_partition_info.size
+    )
 )
 signature_sets = st.builds(
     Signatures,
@@ -177,7 +190,11 @@ def test_signatures_round_trip(signatures: Signatures) -> None:
     assert decode_signatures(encode_signatures(signatures)) == signatures
 
 
-@given(manifests, st.integers(min_value=11, max_value=536_870_911), small_bytes)
+@given(
+    manifests,
+    st.integers(min_value=11, max_value=536_870_911).filter(lambda n: n != 1000),
+    small_bytes,
+)
 @settings(max_examples=50, deadline=2000)
 def test_unknown_manifest_fields_are_skipped(manifest: Manifest, number: int, junk: bytes) -> None:
     extra = MessageWriter()
@@ -238,3 +255,92 @@ def test_malformed_manifests_are_named(raw: bytes, message: str) -> None:
 def test_signature_entry_without_data_is_rejected() -> None:
     with pytest.raises(PayloadFormatError, match="entry 0: without version or data"):
         decode_signatures(b"\x0a\x02\x08\x02")
+
+
+# --- the usr_verity extension (field 1000) ----------------------------------------------
+
+ROOT_HASH = bytes(range(32))
+
+
+def _verity_field(inner: bytes) -> bytes:
+    w = MessageWriter()
+    w.bytes_field(1000, inner)
+    return w.getvalue()
+
+
+def _verity_message(root_hash: bytes | None = ROOT_HASH, offset: int | None = 8192) -> bytes:
+    w = MessageWriter()
+    w.bytes_field(1, root_hash)
+    w.varint(2, offset)
+    return w.getvalue()
+
+
+def test_usr_verity_round_trips_as_field_1000() -> None:
+    verity = UsrVerity(ROOT_HASH.hex(), 8192)
+    manifest = Manifest(new_partition_info=InstallInfo(12288, b"h" * 32), usr_verity=verity)
+    encoded = encode_manifest(manifest)
+    fields = {f.number: f.value for f in iter_fields(encoded, "m")}
+    inner = {f.number: f.value for f in iter_fields(fields[1000], "v")}  # type: ignore[arg-type]
+    assert inner == {1: ROOT_HASH, 2: 8192}  # raw 32 bytes, not hex text
+    assert decode_manifest(encoded) == manifest
+    assert decode_manifest(encoded).usr_verity == verity
+
+
+def test_a_manifest_without_usr_verity_has_no_field_1000() -> None:
+    manifest = Manifest(new_partition_info=InstallInfo(12288, b"h" * 32))
+    encoded = encode_manifest(manifest)
+    assert 1000 not in {f.number for f in iter_fields(encoded, "m")}
+    assert decode_manifest(encoded).usr_verity is None
+
+
+@pytest.mark.parametrize(
+    ("inner", "message"),
+    [
+        (_verity_message(ROOT_HASH[:31]), "root hash is 31 bytes, not 32"),
+        (_verity_message(ROOT_HASH + b"\0"), "root hash is 33 bytes, not 32"),
+        (_verity_message(b""), "root hash is 0 bytes, not 32"),
+        (_verity_message(None), "usr_verity: without root hash or hash offset"),
+        (_verity_message(offset=None), "usr_verity: without root hash or hash offset"),
+        (_verity_message(offset=0), "hash offset 0 is not a positive multiple of 4096"),
+        (_verity_message(offset=4097), "hash offset 4097 is not a positive multiple of 4096"),
+        (b"\x08\x01", "usr_verity: field 1 should be length-delimited"),
+        (b"\x12\x01x", "usr_verity: field 2 should be a varint"),
+    ],
+)
+def test_malformed_usr_verity_is_refused(inner: bytes, message: str) -> None:
+    with pytest.raises(PayloadFormatError, match=message):
+        decode_manifest(_verity_field(inner))
+
+
+def test_usr_verity_must_be_a_message() -> None:
+    w = MessageWriter()
+    w.varint(1000, 5)
+    with pytest.raises(PayloadFormatError, match="field 1000 should be length-delimited"):
+        decode_manifest(w.getvalue())
+
+
+def test_usr_verity_hash_tree_must_lie_inside_the_new_usr() -> None:
+    base = encode_manifest(Manifest(new_partition_info=InstallInfo(8192, b"h" * 32)))
+    verity = _verity_field(_verity_message(offset=8192))
+    with pytest.raises(PayloadFormatError, match="hash offset 8192 is not inside the 8192-byte"):
+        decode_manifest(base + verity)
+    # Either order of the fields: the check runs once the whole manifest is read.
+    with pytest.raises(PayloadFormatError, match="not inside"):
+        decode_manifest(verity + base)
+    assert decode_manifest(base + _verity_field(_verity_message(offset=4096))).usr_verity
+
+
+@pytest.mark.parametrize(
+    ("root_hash", "offset", "message"),
+    [
+        ("A" * 64, 4096, "not 64 lowercase hex digits"),
+        ("a" * 63, 4096, "not 64 lowercase hex digits"),
+        ("g" * 64, 4096, "not 64 lowercase hex digits"),
+        ("a" * 64, -4096, "not a positive multiple of 4096"),
+        ("a" * 64, 100, "not a positive multiple of 4096"),
+        ("a" * 64, 1 << 64, "not a positive multiple of 4096"),
+    ],
+)
+def test_usr_verity_checks_its_values(root_hash: str, offset: int, message: str) -> None:
+    with pytest.raises(PayloadFormatError, match=message):
+        UsrVerity(root_hash, offset)

@@ -254,7 +254,7 @@ class UpdateAgent:
             if target is None:
                 raise AgentError("no inactive slot to install into")
             self.backend.remove_boot_entry(target)
-            install_into_slot(
+            installed = install_into_slot(
                 file_opener(path),
                 self.backend.payload_image(),
                 table,
@@ -267,7 +267,10 @@ class UpdateAgent:
                 kernel=self.backend.kernel_path(target),
                 initrd=self.backend.initrd_path(target),
             )
-            self.backend.write_boot_entry(target, version=offer.version, tries=1)
+            # The verity parameters come from the manifest just verified with the payload.
+            self.backend.write_boot_entry(
+                target, version=offer.version, tries=1, verity=installed.apply.usr_verity
+            )
             status = self._save(
                 status.advance(Trigger.INSTALLED, install_boot_id=self.identity.boot_id)
             )

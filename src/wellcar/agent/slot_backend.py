@@ -48,6 +48,7 @@ from wellcar.disk import (
     slot_from_boot_hint,
     slot_partition,
 )
+from wellcar.payload.manifest import UsrVerity
 from wellcar.payload.slot_install import slot_region
 from wellcar.payload.targets import TargetRegion
 
@@ -66,10 +67,16 @@ _SLOT_SPECIFIC_KEYS = frozenset(
         "mount.usr",
         "verity.usr",
         "verity.usrhash",
+        "verity.usroffset",
         "usr",
         "usrhash",
         "systemd.verity_usr_data",
         "systemd.verity_usr_hash",
+        "systemd.verity_usr_options",  # hash-offset= of the running slot's tree
+        # The running /usr's file system and mount flags: the other slot's /usr (a dm-verity
+        # device, or another file system after an image change) need not share them.
+        "mount.usrfstype",
+        "mount.usrflags",
         SLOT_HINT_KEY,
     }
 )
@@ -141,9 +148,13 @@ class SlotBackend(Protocol):
         ...
 
     def write_boot_entry(
-        self, slot: Slot, *, version: str, tries: int, usrhash: str | None = None
+        self, slot: Slot, *, version: str, tries: int, verity: UsrVerity | None = None
     ) -> None:
-        """After ``make_bootable(slot)``: whatever the boot loader needs besides the GPT bits."""
+        """After ``make_bootable(slot)``: whatever the boot loader needs besides the GPT bits.
+
+        ``verity`` comes from the verified payload's manifest: with it the entry boots the
+        slot's /usr through dm-verity, without it /usr is mounted directly.
+        """
         ...
 
     def bless_boot_entry(self, slot: Slot) -> None:
@@ -190,8 +201,8 @@ def booted_slot_from_cmdline(
 
     In order: ``verity.usr=`` / ``mount.usr=`` / ``usr=`` naming a partition (PARTUUID,
     PARTLABEL, device; ``partitions`` let other than Flatcar's fixed PARTUUIDs match), the
-    ``wellcar.slot=a|b`` hint, then ``usrhash=`` looked up in ``usrhash_slots`` (the digests
-    of our own boot entries).
+    ``wellcar.slot=a|b`` hint, then ``verity.usrhash=`` / ``usrhash=`` looked up in
+    ``usrhash_slots`` (the digests of our own boot entries).
     """
     arguments = parse_kernel_cmdline(cmdline)
     for key in ("verity.usr", "mount.usr", "usr"):
@@ -203,12 +214,13 @@ def booted_slot_from_cmdline(
     hint = arguments.get(SLOT_HINT_KEY, "").strip().upper()
     if hint in (Slot.A.value, Slot.B.value):
         return Slot(hint)
-    usrhash = arguments.get("usrhash", "").strip().lower()
-    if usrhash and usrhash_slots and usrhash in usrhash_slots:
-        return usrhash_slots[usrhash]
+    for key in ("verity.usrhash", "usrhash"):
+        usrhash = arguments.get(key, "").strip().lower()
+        if usrhash and usrhash_slots and usrhash in usrhash_slots:
+            return usrhash_slots[usrhash]
     raise BootedSlotUnknownError(
-        f"the kernel command line names no /usr slot (no mount.usr=PARTUUID=, "
-        f"{SLOT_HINT_KEY}=a|b or known usrhash=): {cmdline.strip()!r}"
+        f"the kernel command line names no /usr slot (no verity.usr= or mount.usr=PARTUUID=, "
+        f"{SLOT_HINT_KEY}=a|b or known verity.usrhash=): {cmdline.strip()!r}"
     )
 
 
@@ -383,19 +395,31 @@ def slot_kernel_options(
     slot: Slot,
     partuuid: UUID,
     *,
-    usrhash: str | None = None,
+    verity: UsrVerity | None = None,
     base_options: Sequence[str] = (),
 ) -> tuple[str, ...]:
     """The kernel command line of ``slot``'s entry: ``base_options`` without any word that
-    names a /usr, then this slot's /usr (through dm-verity when its root hash is known)."""
+    names a /usr, then this slot's /usr (through dm-verity when the payload said how).
+
+    With verity the initrd opens the partition with the three ``verity.*`` keys (data and
+    hash tree on the same partition, the tree at ``verity.usroffset``) and mounts the
+    result; systemd's spellings are not written, so one initrd module decides.
+    """
     kept = tuple(w for w in base_options if w.partition("=")[0] not in _SLOT_SPECIFIC_KEYS)
-    if usrhash is None:
+    if verity is None:
         usr: tuple[str, ...] = (f"mount.usr=PARTUUID={partuuid}",)
     else:
-        digest = usrhash.strip().lower()
-        if not _HEX_DIGEST.fullmatch(digest):
-            raise BootEntryError(f"usrhash {usrhash!r} is not a 64-digit hex root hash")
-        usr = ("mount.usr=/dev/mapper/usr", f"verity.usr=PARTUUID={partuuid}", f"usrhash={digest}")
+        # UsrVerity checked both values; checked again because they end up in a file the
+        # firmware trusts, and a malformed one must not reach it.
+        if not _HEX_DIGEST.fullmatch(verity.root_hash):
+            raise BootEntryError(f"root hash {verity.root_hash!r} is not 64 lowercase hex digits")
+        if verity.hash_offset <= 0:
+            raise BootEntryError(f"verity hash offset {verity.hash_offset} is not positive")
+        usr = (
+            f"verity.usr=PARTUUID={partuuid}",
+            f"verity.usrhash={verity.root_hash}",
+            f"verity.usroffset={verity.hash_offset}",
+        )
     return (*kept, *usr, f"{SLOT_HINT_KEY}={slot.value.lower()}")
 
 
@@ -446,7 +470,7 @@ class EspBootFiles:
         version: str,
         tries: int,
         partuuid: UUID,
-        usrhash: str | None = None,
+        verity: UsrVerity | None = None,
         base_options: Sequence[str] = (),
     ) -> Path:
         """Write ``slot``'s entry with ``tries`` boots to prove itself; replaces older ones."""
@@ -456,7 +480,7 @@ class EspBootFiles:
             version=version,
             linux=self._esp_path(self.kernel_path(slot)),
             initrd=self._esp_path(initrd) if initrd.exists() else None,
-            options=slot_kernel_options(slot, partuuid, usrhash=usrhash, base_options=base_options),
+            options=slot_kernel_options(slot, partuuid, verity=verity, base_options=base_options),
             sort_key=self.brand,
         )
         text = render_boot_entry(entry)
@@ -481,14 +505,18 @@ class EspBootFiles:
             path.unlink(missing_ok=True)
 
     def slots_by_usrhash(self) -> dict[str, Slot]:
-        """The ``usrhash=`` each of our entries boots with."""
+        """The root hash (``verity.usrhash=``, or ``usrhash=`` of older entries) each of our
+        entries boots with."""
         found: dict[str, Slot] = {}
         for slot in Slot:
             for path, _ in self.entries(slot):
                 for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
                     key, _, value = line.strip().partition(" ")
-                    if key == "options":
-                        digest = parse_kernel_cmdline(value).get("usrhash", "").lower()
+                    if key != "options":
+                        continue
+                    arguments = parse_kernel_cmdline(value)
+                    for name in ("verity.usrhash", "usrhash"):
+                        digest = arguments.get(name, "").strip().lower()
                         if digest:
                             found[digest] = slot
         return found
@@ -673,7 +701,7 @@ class FileSlotBackend:
     # GRUB's gptprio is this node's boot loader: the GPT bits are all it reads, so there
     # are no entries to keep.
     def write_boot_entry(
-        self, slot: Slot, *, version: str, tries: int, usrhash: str | None = None
+        self, slot: Slot, *, version: str, tries: int, verity: UsrVerity | None = None
     ) -> None:
         return None
 
@@ -828,7 +856,7 @@ class BlockDeviceSlotBackend:
         return tuple(kernel_cmdline_words(self.cmdline()))
 
     def write_boot_entry(
-        self, slot: Slot, *, version: str, tries: int, usrhash: str | None = None
+        self, slot: Slot, *, version: str, tries: int, verity: UsrVerity | None = None
     ) -> None:
         files = self.esp_files()
         if files is None:
@@ -839,7 +867,7 @@ class BlockDeviceSlotBackend:
             version=version,
             tries=tries,
             partuuid=partuuid,
-            usrhash=usrhash,
+            verity=verity,
             base_options=self._entry_base_options(),
         )
         log.info("wrote boot entry %s", path)

@@ -26,10 +26,11 @@ from rich.table import Table
 from wellcar.cli.output import err, fail, out
 from wellcar.disk import DiskError, Slot, SlotTable
 from wellcar.payload.apply import ApplySources, ApplyTargets, apply_payload
-from wellcar.payload.errors import PayloadError
+from wellcar.payload.errors import PayloadError, PayloadFormatError
 from wellcar.payload.generate import GenerateOptions, PayloadInputs, generate_payload
 from wellcar.payload.http_source import http_opener
 from wellcar.payload.inspect import describe_payload, verify_payload
+from wellcar.payload.manifest import UsrVerity
 from wellcar.payload.reader import Opener, file_opener
 from wellcar.payload.resume import CheckpointFile
 from wellcar.payload.signing import (
@@ -117,6 +118,20 @@ def keys_generate(
 # --- payload ----------------------------------------------------------------------------
 
 
+def parse_usr_verity(text: str) -> UsrVerity:
+    """``ROOT_HASH:OFFSET`` as given to ``--usr-verity``; one error line when malformed."""
+    root_hash, sep, offset = text.strip().partition(":")
+    if not sep or not offset.isdecimal():
+        fail(
+            f"--usr-verity {text!r}: give ROOT_HASH:OFFSET, the 64-hex-digit root hash "
+            "`veritysetup format` printed, a colon and the byte offset of the hash tree"
+        )
+    try:
+        return UsrVerity(root_hash.lower(), int(offset))
+    except PayloadFormatError as exc:
+        fail(f"--usr-verity: {exc}")
+
+
 @payload_app.command("generate")
 def generate(
     new: Annotated[Path, typer.Option("--new", help="The new /usr image")],
@@ -133,8 +148,18 @@ def generate(
     ] = False,
     zstd_level: Annotated[int, typer.Option(min=1, max=22)] = 19,
     no_bsdiff: Annotated[bool, typer.Option(help="Do not try bsdiff for changed blocks")] = False,
+    usr_verity: Annotated[
+        str | None,
+        typer.Option(
+            "--usr-verity",
+            metavar="ROOT_HASH:OFFSET",
+            help="Boot /usr through dm-verity: NEW is the erofs image with its hash tree "
+            "appended at byte OFFSET; ROOT_HASH is the tree's sha256 root hash",
+        ),
+    ] = None,
 ) -> None:
     """Generate a full or delta payload (signed when --key is given)."""
+    verity = parse_usr_verity(usr_verity) if usr_verity is not None else None
     with payload_errors():
         keys = [load_signing_key(k) for k in key or []]
         options = GenerateOptions(
@@ -149,7 +174,7 @@ def generate(
                 progress.update(tasks[what], completed=done)
 
             report = generate_payload(
-                PayloadInputs(new, old, kernel, initrd), output, keys, options, on_progress
+                PayloadInputs(new, old, kernel, initrd, verity), output, keys, options, on_progress
             )
     kind = "delta" if report.delta else "full"
     ops = ", ".join(f"{n} {t}" for t, n in sorted(report.operations.items()))
@@ -186,6 +211,13 @@ def inspect(
             str(part.blob_bytes),
         )
     out.print(table)
+    if desc.usr_verity is not None:
+        out.print(
+            f"usr verity: root hash {desc.usr_verity.root_hash}, "
+            f"hash tree at byte {desc.usr_verity.hash_offset}"
+        )
+    else:
+        out.print("usr verity: none (the node mounts /usr without dm-verity)")
     for sig in desc.signatures:
         out.print(f"signature: {sig.algorithm} key {sig.key_id or '?'} ({sig.length} bytes)")
     if not desc.signatures:

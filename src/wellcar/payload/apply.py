@@ -43,6 +43,7 @@ from wellcar.payload.manifest import (
     InstallOperation,
     OpType,
     ProcedureType,
+    UsrVerity,
     decode_signatures,
 )
 from wellcar.payload.operations import decode_operation
@@ -104,6 +105,8 @@ class ApplyResult:
     signed_by: str | None
     seconds: float
     written: dict[str, Path] = field(default_factory=dict)
+    # From the manifest, so as trustworthy as its signature check (signed_by) made it.
+    usr_verity: UsrVerity | None = None
 
 
 @dataclass
@@ -465,6 +468,7 @@ class _Apply:
             signed_by=self.signed_by,
             seconds=time.monotonic() - started,
             written=written,
+            usr_verity=meta.manifest.usr_verity,
         )
 
 

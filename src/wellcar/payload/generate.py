@@ -33,6 +33,7 @@ from wellcar.payload.manifest import (
     Manifest,
     OpType,
     ProcedureType,
+    UsrVerity,
 )
 from wellcar.payload.operations import (
     encode_bsdiff,
@@ -55,7 +56,9 @@ class GenerateOptions:
     dictionary_bytes: int = 8 << 20
     bsdiff_source_bytes: int = 2 << 20
     try_bsdiff: bool = True
-    flatcar_compatible: bool = False  # REPLACE_BZ, signatures last, no Wellcar extensions
+    # REPLACE_BZ, signatures last, no Wellcar operations. The usr_verity manifest field is
+    # still written: update_engine skips unknown fields, so it costs nothing there.
+    flatcar_compatible: bool = False
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
 
 
@@ -65,6 +68,8 @@ class PayloadInputs:
     old_usr: Path | None = None
     kernel: Path | None = None
     initrd: Path | None = None
+    # The dm-verity parameters of new_usr (erofs + hash tree); signed with the manifest.
+    usr_verity: UsrVerity | None = None
 
 
 @dataclass
@@ -408,6 +413,14 @@ def generate_payload(
             raise PayloadError("update_engine-compatible payloads are full payloads; drop --old")
         if inputs.initrd is not None:
             raise PayloadError("update_engine-compatible payloads carry no initrd")
+    if inputs.usr_verity is not None:
+        usr_size = inputs.new_usr.stat().st_size
+        if inputs.usr_verity.hash_offset >= usr_size:
+            raise PayloadError(
+                f"the verity hash offset {inputs.usr_verity.hash_offset} is not inside "
+                f"{inputs.new_usr} ({usr_size} bytes); give the image with its hash tree "
+                "appended and the offset veritysetup format was given"
+            )
     out.parent.mkdir(parents=True, exist_ok=True)
     spool = _BlobSpool(out.parent)
     generator = _Generator(options, spool, progress)
@@ -439,6 +452,7 @@ def generate_payload(
             old_partition_info=old_info,
             new_partition_info=InstallInfo(new_size, new_hash),
             procedures=tuple(procedures),
+            usr_verity=inputs.usr_verity,
         )
         report = generator.report
         report.payload_size = write_payload(

@@ -18,6 +18,7 @@ from wellcar.payload.manifest import (
     InstallOperation,
     Signatures,
     SignatureVersion,
+    UsrVerity,
     decode_signatures,
 )
 from wellcar.payload.reader import PayloadReader, file_opener, read_metadata
@@ -53,6 +54,7 @@ class PayloadDescription:
     signatures: list[SignatureSummary]
     parts: list[PartSummary]
     payload_id: str
+    usr_verity: UsrVerity | None = None  # how the node boots the new /usr (dm-verity)
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -143,6 +145,7 @@ def describe_payload(path: Path) -> PayloadDescription:
         signatures=_summaries(signatures) if signatures else [],
         parts=parts,
         payload_id=meta.payload_id,
+        usr_verity=manifest.usr_verity,
     )
 
 

@@ -2,12 +2,13 @@
 
 Field numbers follow the proto2 schema of CoreOS/Flatcar update_engine so that Flatcar
 payloads decode here and Wellcar full payloads keep the same shape. Wellcar's additions
-(delta operation types, the initrd procedure, a key id on signatures) use numbers that
-schema does not use; docs/payload.md lists every field.
+(delta operation types, the initrd procedure, a key id on signatures, the /usr dm-verity
+parameters) use numbers that schema does not use; docs/payload.md lists every field.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from enum import IntEnum
 
@@ -22,6 +23,9 @@ from wellcar.payload.wire import (
 
 BLOCK_SIZE = 4096
 SPARSE_HOLE = UINT64_MAX  # start_block of the dummy operation that covers the signatures
+USR_VERITY_FIELD = 1000  # Wellcar extension; update_engine skips it as an unknown field
+_ROOT_HASH_BYTES = 32  # sha256
+_HEX_ROOT_HASH = re.compile(r"[0-9a-f]{64}")
 
 
 class OpType(IntEnum):
@@ -106,6 +110,36 @@ class InstallProcedure:
 
 
 @dataclass(frozen=True, slots=True)
+class UsrVerity:
+    """How the node boots the /usr a payload carries through dm-verity.
+
+    The /usr content is the erofs image followed by its hash tree (``veritysetup format``
+    with a superblock) starting at byte ``hash_offset``; the boot entry passes both values
+    on the kernel command line. Being in the manifest, they are covered by its signature.
+    """
+
+    root_hash: str  # 64 lowercase hex digits: the sha256 root hash
+    hash_offset: int  # bytes from the start of the partition to the hash tree superblock
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.root_hash, str) or not _HEX_ROOT_HASH.fullmatch(self.root_hash):
+            raise PayloadFormatError(
+                f"usr verity root hash {self.root_hash!r} is not 64 lowercase hex digits "
+                "(the sha256 root hash veritysetup prints)"
+            )
+        if (
+            not isinstance(self.hash_offset, int)
+            or isinstance(self.hash_offset, bool)
+            or not 0 < self.hash_offset <= UINT64_MAX
+            or self.hash_offset % BLOCK_SIZE
+        ):
+            raise PayloadFormatError(
+                f"usr verity hash offset {self.hash_offset!r} is not a positive multiple of "
+                f"{BLOCK_SIZE} (the byte where the hash tree starts in the partition)"
+            )
+
+
+@dataclass(frozen=True, slots=True)
 class Manifest:
     partition_operations: tuple[InstallOperation, ...] = ()
     noop_operations: tuple[InstallOperation, ...] = ()
@@ -115,6 +149,7 @@ class Manifest:
     old_partition_info: InstallInfo | None = None
     new_partition_info: InstallInfo | None = None
     procedures: tuple[InstallProcedure, ...] = ()
+    usr_verity: UsrVerity | None = None  # Wellcar extension, field 1000
 
     @property
     def is_delta(self) -> bool:
@@ -187,6 +222,13 @@ def _encode_procedure(proc: InstallProcedure) -> bytes:
     return w.getvalue()
 
 
+def _encode_usr_verity(verity: UsrVerity) -> bytes:
+    w = MessageWriter()
+    w.bytes_field(1, bytes.fromhex(verity.root_hash))
+    w.varint(2, verity.hash_offset)
+    return w.getvalue()
+
+
 def encode_manifest(manifest: Manifest) -> bytes:
     w = MessageWriter()
     for op in manifest.partition_operations:
@@ -202,6 +244,8 @@ def encode_manifest(manifest: Manifest) -> bytes:
         w.bytes_field(9, _encode_info(manifest.new_partition_info))
     for proc in manifest.procedures:
         w.bytes_field(10, _encode_procedure(proc))
+    if manifest.usr_verity is not None:
+        w.bytes_field(USR_VERITY_FIELD, _encode_usr_verity(manifest.usr_verity))
     return w.getvalue()
 
 
@@ -336,6 +380,23 @@ def _decode_procedure(buf: bytes, where: str, budget: _Budget) -> InstallProcedu
     return InstallProcedure(proc_type, tuple(ops), old_info, new_info)
 
 
+def _decode_usr_verity(buf: bytes, where: str) -> UsrVerity:
+    root_hash: bytes | None = None
+    hash_offset: int | None = None
+    for f in iter_fields(buf, where):
+        if f.number == 1:
+            root_hash = expect_bytes(f, where)
+        elif f.number == 2:
+            hash_offset = expect_int(f, where)
+    if root_hash is None or hash_offset is None:
+        raise PayloadFormatError(f"{where}: without root hash or hash offset")
+    if len(root_hash) != _ROOT_HASH_BYTES:
+        raise PayloadFormatError(
+            f"{where}: root hash is {len(root_hash)} bytes, not {_ROOT_HASH_BYTES} (sha256)"
+        )
+    return UsrVerity(root_hash.hex(), hash_offset)  # checks the offset
+
+
 def decode_manifest(buf: bytes, limits: DecodeLimits | None = None) -> Manifest:
     """Decode a manifest; structural problems raise :class:`PayloadFormatError`."""
     budget = _Budget(limits or DecodeLimits())
@@ -345,6 +406,7 @@ def decode_manifest(buf: bytes, limits: DecodeLimits | None = None) -> Manifest:
     procedures: list[InstallProcedure] = []
     ints: dict[int, int] = {}
     infos: dict[int, InstallInfo] = {}
+    usr_verity: UsrVerity | None = None
     for f in iter_fields(buf, where):
         if f.number == 1:
             label = f"operation {len(part_ops)}"
@@ -362,6 +424,16 @@ def decode_manifest(buf: bytes, limits: DecodeLimits | None = None) -> Manifest:
                 raise PayloadFormatError(f"{where}: more than {len(procedures)} procedures")
             label = f"procedure {len(procedures)}"
             procedures.append(_decode_procedure(expect_bytes(f, where), label, budget))
+        elif f.number == USR_VERITY_FIELD:
+            usr_verity = _decode_usr_verity(expect_bytes(f, where), "usr_verity")
+    new_info = infos.get(9)
+    if usr_verity is not None and new_info is not None and usr_verity.hash_offset >= new_info.size:
+        # The hash tree lies inside the /usr the payload writes; past its end, the boot
+        # entry would point dm-verity at bytes the payload never wrote.
+        raise PayloadFormatError(
+            f"usr_verity: hash offset {usr_verity.hash_offset} is not inside the "
+            f"{new_info.size}-byte new /usr"
+        )
     return Manifest(
         partition_operations=tuple(part_ops),
         noop_operations=tuple(noop_ops),
@@ -371,6 +443,7 @@ def decode_manifest(buf: bytes, limits: DecodeLimits | None = None) -> Manifest:
         old_partition_info=infos.get(8),
         new_partition_info=infos.get(9),
         procedures=tuple(procedures),
+        usr_verity=usr_verity,
     )
 
 
