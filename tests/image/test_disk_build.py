@@ -47,7 +47,7 @@ def partition_bytes(disk: Path, number: int) -> bytes:
 
 def test_outputs(built: BuildResult, small_settings: BuildSettings) -> None:
     out = small_settings.output
-    names = ("disk.img", "usr.img", "usr.verity", "vmlinuz", "initrd.img", "update.payload",
+    names = ("disk.img", "usr.img", "vmlinuz", "initrd.img", "update.payload",
              "packages.txt", "version.txt", "SHA256SUMS", "build.log")  # fmt: skip
     for name in names:
         assert (out / name).is_file(), name
@@ -82,13 +82,15 @@ def test_usr_a_holds_erofs_then_hash_tree(
     disk = out / "disk.img"
     usr_a = slot_partition(read_gpt(disk), Slot.A)
     content = partition_bytes(disk, usr_a.number)
-    image, tree = (out / "usr.img").read_bytes(), (out / "usr.verity").read_bytes()
+    image = (out / "usr.img").read_bytes()
     assert content[: len(image)] == image
-    assert content[len(image) : len(image) + len(tree)] == tree
+    assert not content[len(image) :].strip(b"\0")
+    offset = int(dict(line.split("=", 1) for line in (out / "version.txt").read_text().split())[
+        "WELLCAR_USR_HASH_OFFSET"])  # fmt: skip
     part = tmp_path / "usr-a.bin"
     part.write_bytes(content)
     # What the initrd does: data and hash area in one partition, the hash at an offset.
-    subprocess.run(["veritysetup", "verify", f"--hash-offset={len(image)}", str(part),
+    subprocess.run(["veritysetup", "verify", f"--hash-offset={offset}", str(part),
                     str(part), built.root_hash], check=True, capture_output=True)  # fmt: skip
 
 
@@ -105,19 +107,21 @@ def test_esp_contents_and_entry(
     copied = tmp_path / "kernel"
     run("mcopy", "-i", str(esp), "::/EFI/wellcar/vmlinuz-a", str(copied))
     assert copied.read_bytes() == (small_settings.output / "vmlinuz").read_bytes()
-    assert run("mtype", "-i", str(esp), "::/loader/loader.conf").startswith(
-        "default wellcar-a.conf\n"
-    )
+    # No default entry: systemd-boot's order (sort-key, newest version, tries left) decides.
+    assert "default" not in run("mtype", "-i", str(esp), "::/loader/loader.conf")
     entry = run("mtype", "-i", str(esp), "::/loader/entries/wellcar-a.conf")
     assert "linux /EFI/wellcar/vmlinuz-a\n" in entry
     assert "initrd /EFI/wellcar/initrd-a\n" in entry
     options = next(line for line in entry.splitlines() if line.startswith("options ")).split()
-    data_size = (small_settings.output / "usr.img").stat().st_size
-    expected = (f"mount.usr=PARTUUID={USR_A_UUID}", f"usrhash={built.root_hash}",
-                f"verity.usrhash={built.root_hash}", "root=PARTLABEL=ROOT", "console=ttyS0",
-                f"systemd.verity_usr_options=hash-offset={data_size}")  # fmt: skip
+    version = dict(line.split("=", 1) for line in (small_settings.output / "version.txt")
+                   .read_text().split())  # fmt: skip
+    expected = (f"verity.usr=PARTUUID={USR_A_UUID}", f"verity.usrhash={built.root_hash}",
+                f"verity.usroffset={version['WELLCAR_USR_HASH_OFFSET']}", "wellcar.slot=a",
+                "root=PARTLABEL=ROOT", "console=ttyS0", "panic=10")  # fmt: skip
     for option in expected:
         assert option in options, option
+    assert not any(o.startswith(("usrhash=", "mount.usr=")) for o in options)
+    assert "sort-key wellcar\n" in entry
 
 
 def test_root_partition(built: BuildResult, small_settings: BuildSettings, tmp_path: Path) -> None:

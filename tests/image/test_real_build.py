@@ -52,8 +52,11 @@ def test_real_build(tmp_path: Path, package_cache: Path) -> None:
         assert name in packages, name
     assert (out / "initrd.img").stat().st_size > 1 << 20
     assert (out / "vmlinuz").stat().st_size > 1 << 20
-    subprocess.run(["veritysetup", "verify", str(out / "usr.img"), str(out / "usr.verity"),
-                    result.root_hash], check=True, capture_output=True)  # fmt: skip
+    version = dict(line.split("=", 1) for line in (out / "version.txt").read_text().split())
+    offset = int(version["WELLCAR_USR_HASH_OFFSET"])
+    subprocess.run(["veritysetup", "verify", f"--hash-offset={offset}", str(out / "usr.img"),
+                    str(out / "usr.img"), result.root_hash], check=True,
+                   capture_output=True)  # fmt: skip
     rootfs = out / ".work/rootfs"
     os_release = (rootfs / "usr/lib/os-release").read_text()
     assert 'ID="wellcar"' in os_release and "debian" not in os_release.lower()

@@ -1,7 +1,8 @@
 """``wellcar build``: the steps from package list to disk image and update payload.
 
-Order: rootfs (mmdebstrap) → manifest → Wellcar's code and branding → /etc defaults →
-/usr erofs + verity → ROOT tree → disk.img → update payload → version.txt, SHA256SUMS.
+Order: rootfs (mmdebstrap) → manifest → Wellcar's code and branding → node set-up (units,
+initrd that mounts a verity /usr) and extra trees → /etc defaults → /usr erofs + verity →
+ROOT tree → disk.img → update payload → version.txt, SHA256SUMS.
 Intermediate trees live in ``<output>/.work`` and are removed at the end (the rootfs is
 about a GB); ``build.log`` keeps every tool's output.
 """
@@ -17,11 +18,13 @@ from pathlib import Path
 
 from wellcar.payload.errors import PayloadError
 from wellcar.payload.generate import GenerateOptions, PayloadInputs, generate_payload
+from wellcar.payload.manifest import UsrVerity
 from wellcar.payload.signing import SigningKey, load_signing_key
 
 from .branding import apply_branding, capture_etc_defaults
 from .disk_image import assemble_disk, stage_root_tree
-from .errors import ImageBuildError
+from .errors import ImageBuildError, ImageContentError
+from .node_setup import install_node_setup, regenerate_initrd
 from .rootfs import (
     find_boot_files,
     install_wellcar,
@@ -30,6 +33,7 @@ from .rootfs import (
     run_mmdebstrap,
 )
 from .settings import BuildSettings
+from .tools import run_tool
 from .usr_image import build_usr_image
 
 STEPS: tuple[str, ...] = (
@@ -37,6 +41,7 @@ STEPS: tuple[str, ...] = (
     "manifest",
     "install-wellcar",
     "branding",
+    "node-setup",
     "usr-image",
     "root-fs",
     "disk",
@@ -58,14 +63,23 @@ class BuildResult:
     seconds: dict[str, float] = field(default_factory=dict)  # step -> duration
 
 
-def render_version_txt(settings: BuildSettings, root_hash: str) -> str:
+def render_version_txt(settings: BuildSettings, root_hash: str, hash_offset: int) -> str:
     """Flatcar's version.txt keys under the brand's prefix, plus the /usr root hash."""
     p, v = settings.brand.prefix, settings.version
     return (
         f"{p}_BUILD={v.major}\n{p}_BRANCH={v.minor}\n{p}_PATCH={v.patch}\n"
         f'{p}_VERSION={v}\n{p}_VERSION_ID={v}\n{p}_BUILD_ID=""\n'
         f"{p}_SOURCE_DATE_EPOCH={settings.epoch}\n{p}_USR_ROOT_HASH={root_hash}\n"
+        f"{p}_USR_HASH_OFFSET={hash_offset}\n"
     )
+
+
+def copy_extra_trees(rootfs: Path, trees: tuple[Path, ...], log: Path | None) -> None:
+    for tree in trees:
+        if not tree.is_dir():
+            raise ImageContentError("node-setup", f"extra tree {tree} is not a directory")
+        run_tool("node-setup", ["cp", "-a", "--no-preserve=ownership", f"{tree}/.",
+                                f"{rootfs}/"], log=log)  # fmt: skip
 
 
 def _sha256(path: Path) -> str:
@@ -90,7 +104,8 @@ def build(
     keep_work: bool = False,
 ) -> BuildResult:
     """Run the build into ``settings.output``. With ``rootfs`` (a prepared tree, as the
-    tests use) the mmdebstrap step is skipped and that tree is modified in place."""
+    tests use) the mmdebstrap step is skipped and that tree is modified in place, and
+    the node set-up (units, initrd) only runs when the tree has a kernel's modules."""
     out = settings.output
     out.mkdir(parents=True, exist_ok=True)
     work = out / ".work"
@@ -111,6 +126,7 @@ def build(
             on_step(name, STEPS.index(name), len(STEPS))
 
     step("rootfs")
+    regenerate = rootfs is None or (rootfs / "usr/lib/modules").is_dir()
     skipped: tuple[str, ...] = ()
     if rootfs is None:
         rootfs = work / "rootfs"
@@ -121,6 +137,16 @@ def build(
     step("manifest")
     packages = installed_packages(rootfs)
     (out / "packages.txt").write_text(render_manifest(packages), encoding="utf-8")
+    step("install-wellcar")
+    install_wellcar(rootfs)
+    step("branding")
+    apply_branding(rootfs, settings)
+    step("node-setup")
+    if regenerate:
+        install_node_setup(rootfs, settings, log)
+        regenerate_initrd(rootfs, log)
+    copy_extra_trees(rootfs, settings.extra_trees, log)
+    capture_etc_defaults(rootfs, settings.brand.id)
     kernel_src, initrd_src = find_boot_files(rootfs)
     kernel = out / "vmlinuz"
     shutil.copyfile(kernel_src, kernel)
@@ -128,11 +154,6 @@ def build(
     if initrd_src is not None:
         initrd = out / "initrd.img"
         shutil.copyfile(initrd_src, initrd)
-    step("install-wellcar")
-    install_wellcar(rootfs)
-    step("branding")
-    apply_branding(rootfs, settings)
-    capture_etc_defaults(rootfs, settings.brand.id)
     step("usr-image")
     usr = build_usr_image(rootfs / "usr", out, epoch=settings.epoch,
                           seed=settings.seed("usr"), log=log)  # fmt: skip
@@ -144,7 +165,12 @@ def build(
     step("payload")
     try:
         generate_payload(
-            PayloadInputs(new_usr=usr.image, kernel=kernel, initrd=initrd),
+            PayloadInputs(
+                new_usr=usr.image,
+                kernel=kernel,
+                initrd=initrd,
+                usr_verity=UsrVerity(usr.root_hash, usr.data_size),
+            ),
             out / PAYLOAD_NAME,
             keys,
             GenerateOptions(zstd_level=settings.payload_zstd_level, try_bsdiff=False),
@@ -152,11 +178,11 @@ def build(
     except PayloadError as exc:
         raise ImageBuildError("payload", str(exc)) from exc
     step("metadata")
-    (out / "version.txt").write_text(render_version_txt(settings, usr.root_hash),
+    (out / "version.txt").write_text(render_version_txt(settings, usr.root_hash, usr.data_size),
                                      encoding="utf-8")  # fmt: skip
     if not keep_work and work.exists():
         shutil.rmtree(work)
-    names = ["disk.img", "usr.img", "usr.verity", "vmlinuz", "initrd.img", PAYLOAD_NAME,
+    names = ["disk.img", "usr.img", "vmlinuz", "initrd.img", PAYLOAD_NAME,
              "packages.txt", "version.txt"]  # fmt: skip
     present = [name for name in names if (out / name).is_file()]
     sums = "".join(f"{_sha256(out / name)}  {name}\n" for name in present)

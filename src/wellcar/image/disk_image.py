@@ -4,9 +4,9 @@ Partition contents are built as separate files and copied into the image at the 
 the GPT gives, with plain file writes (no loop devices, no root needed for this step).
 All-zero chunks are skipped, so the image stays sparse where partitions are empty.
 
-USR-A holds ``usr.img`` (erofs) followed directly by ``usr.verity`` (the hash tree): the
-hash area starts at ``data_size`` bytes, a multiple of 4096, and that offset goes on the
-kernel command line (``systemd.verity_usr_options=hash-offset=``). USR-B stays empty.
+USR-A holds ``usr.img``: erofs followed directly by its hash tree. The hash area starts at
+``data_size`` bytes, a multiple of 4096, and that offset goes on the kernel command line
+(``verity.usroffset=``) next to the root hash. USR-B stays empty.
 """
 
 from __future__ import annotations
@@ -130,8 +130,6 @@ def assemble_disk(
               epoch=epoch, source=None, log=log)  # fmt: skip
     write_at(out, esp_part.byte_offset, esp_img, esp_part.byte_size, "the ESP")
     write_at(out, usr_a.byte_offset, usr.image, usr_a.byte_size, "usr.img")
-    write_at(out, usr_a.byte_offset + usr.data_size, usr.hash_tree,
-             usr_a.byte_size - usr.data_size, "usr.verity")  # fmt: skip
     write_at(out, root_part.byte_offset, root_img, root_part.byte_size, "ROOT")
     write_at(out, oem_part.byte_offset, oem_img, oem_part.byte_size, "OEM")
     for part_img in (esp_img, root_img, oem_img):

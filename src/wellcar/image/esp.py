@@ -34,28 +34,26 @@ class SlotBoot:
 
 
 def kernel_command_line(boot: SlotBoot) -> str:
-    """Select the slot's /usr and its verity parameters.
+    """Select the slot's /usr and its verity parameters, in the words the image's initrd
+    reads (``verity.usr=``, ``verity.usrhash=`` as Flatcar's, plus ``verity.usroffset=``
+    for the hash area inside the partition) and that the agent writes for the other slot.
 
-    Two spellings of the verity parameters: systemd's (``usrhash=`` and
-    ``systemd.verity_usr_options=``, read by systemd-veritysetup-generator in a systemd
-    initrd) and Flatcar's (``verity.usr=``/``verity.usrhash=``, read by its dracut
-    module), so either kind of initrd can be used without changing the image layout.
+    systemd's spellings (``usrhash=``, ``mount.usr=``) are left out on purpose: the
+    booted system's systemd-veritysetup-generator would try to open the already open
+    device again and fail a unit on every boot. ``panic=10`` makes the initrd reboot
+    (and boot counting fall back) instead of waiting at a rescue shell.
     """
     usr = f"PARTUUID={boot.usr_partuuid}"
     return " ".join((
-        f"mount.usr={usr}",
-        "mount.usrfstype=erofs",
-        "mount.usrflags=ro",
-        f"usrhash={boot.root_hash}",
-        f"systemd.verity_usr_data={usr}",
-        f"systemd.verity_usr_hash={usr}",
-        f"systemd.verity_usr_options=hash-offset={boot.hash_offset}",
         f"verity.usr={usr}",
         f"verity.usrhash={boot.root_hash}",
+        f"verity.usroffset={boot.hash_offset}",
+        f"wellcar.slot={boot.slot.value.lower()}",
         "root=PARTLABEL=ROOT",
         "rootfstype=ext4",
         "rw",
         "console=ttyS0",
+        "panic=10",
     ))  # fmt: skip
 
 
@@ -71,8 +69,9 @@ def entry_name(brand_id: str, slot: Slot) -> str:
 def render_entry(settings: BuildSettings, boot: SlotBoot) -> str:
     kernel, initrd = slot_files(settings.brand.id, boot.slot)
     lines = [
-        f"title {settings.brand.pretty_name} (slot {boot.slot})",
+        f"title {settings.brand.pretty_name} {settings.version} ({boot.slot.label})",
         f"version {settings.version}",
+        f"sort-key {settings.brand.id}",
         f"linux /{kernel}",
     ]
     if boot.initrd is not None:
@@ -81,8 +80,11 @@ def render_entry(settings: BuildSettings, boot: SlotBoot) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_loader_conf(settings: BuildSettings, default: Slot) -> str:
-    return f"default {entry_name(settings.brand.id, default)}\ntimeout 3\nconsole-mode keep\n"
+def render_loader_conf() -> str:
+    """No ``default``: systemd-boot then boots the first entry in its order (sort-key,
+    then newest version first, entries out of tries last), which is what lets the agent
+    switch slots by writing entries alone. No menu wait either; a key press shows it."""
+    return "timeout 0\nconsole-mode keep\n"
 
 
 def build_esp(
@@ -116,7 +118,7 @@ def build_esp(
     fat_copy(image, loader, "EFI/BOOT/BOOTX64.EFI", epoch=epoch, log=log)
     fat_copy(image, loader, "EFI/systemd/systemd-bootx64.efi", epoch=epoch, log=log)
     loader_conf = staging / "loader.conf"
-    loader_conf.write_text(render_loader_conf(settings, Slot.A), encoding="utf-8")
+    loader_conf.write_text(render_loader_conf(), encoding="utf-8")
     fat_copy(image, loader_conf, "loader/loader.conf", epoch=epoch, log=log)
     for boot in boots:
         kernel_path, initrd_path = slot_files(brand_id, boot.slot)

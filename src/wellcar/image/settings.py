@@ -39,6 +39,7 @@ class Kind(StrEnum):
     PATH = "path"
     OPTIONAL_PATH = "path (optional)"
     LIST = "list"  # TOML array, or comma-separated on the command line
+    PATH_LIST = "list of paths"  # the same, each a path (relative: to the profile)
     VERSION = "version"
     OPTIONAL_INT = "integer (optional)"
 
@@ -89,6 +90,7 @@ DEFAULT_PACKAGES: tuple[str, ...] = (
     "dbus",
     "linux-image-amd64",
     "initramfs-tools",
+    "busybox-static",  # the initramfs shell and tools; static, so it also runs in a container
     "zstd",
     "openssh-server",
     "containerd",
@@ -102,6 +104,8 @@ DEFAULT_PACKAGES: tuple[str, ...] = (
     "curl",
     "kmod",
     "e2fsprogs",
+    "cloud-guest-utils",  # growpart: ROOT grows to fill the disk on first boot
+    "gdisk",  # growpart moves the backup GPT to the end of a larger disk with sgdisk
     "cryptsetup-bin",
     "dmsetup",
     "tzdata",
@@ -163,6 +167,9 @@ SETTINGS: tuple[Setting, ...] = (
             "Debian packages installed on top of the minbase variant"),
     Setting("extra_packages", S, Kind.LIST, _const(()),
             "more packages, added to the list (a profile's way to extend, not replace)"),
+    Setting("extra_trees", S, Kind.PATH_LIST, _const(()),
+            "directories copied over the root filesystem after the packages and branding "
+            "(files under etc/ also become /etc defaults)"),
     Setting("suite", S, Kind.IDENT, _const("bookworm"), "Debian suite"),
     Setting("mirrors", S, Kind.LIST, _const(DEFAULT_MIRRORS), "apt sources lines"),
     Setting("output", S, Kind.PATH, _const(Path("build")), "output directory"),
@@ -215,6 +222,7 @@ class BuildSettings:
     version: OsVersion = field(default_factory=today_version)
     packages: tuple[str, ...] = DEFAULT_PACKAGES
     extra_packages: tuple[str, ...] = ()
+    extra_trees: tuple[Path, ...] = ()
     suite: str = "bookworm"
     mirrors: tuple[str, ...] = DEFAULT_MIRRORS
     output: Path = Path("build")
@@ -283,6 +291,15 @@ def _parse(setting: Setting, raw: object, source: str, base: Path | None) -> Any
         if isinstance(raw, list) and all(isinstance(item, str) for item in raw):
             return tuple(raw)
         raise bad("a list of strings")
+    if kind is Kind.PATH_LIST:
+        if isinstance(raw, str):
+            items = [part.strip() for part in raw.split(",") if part.strip()]
+        elif isinstance(raw, list) and all(isinstance(item, str) for item in raw):
+            items = list(raw)
+        else:
+            raise bad("a list of paths")
+        paths = [Path(item).expanduser() for item in items]
+        return tuple(base / p if base is not None and not p.is_absolute() else p for p in paths)
     if kind is Kind.SIZE:
         if isinstance(raw, int) and not isinstance(raw, bool):
             size = raw
@@ -404,4 +421,6 @@ def _describe_default(setting: Setting) -> str:
         return format_size(value)
     if setting.kind is Kind.LIST:
         return f"{len(value)} entries (see below)"
+    if setting.kind is Kind.PATH_LIST:
+        return ", ".join(f"`{path}`" for path in value)
     return f"`{value}`"

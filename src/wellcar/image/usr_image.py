@@ -36,8 +36,9 @@ class VerityParams:
 
 @dataclass(frozen=True)
 class UsrImage:
+    """``usr.img``: what a USR partition holds, erofs then its hash tree at ``data_size``."""
+
     image: Path
-    hash_tree: Path
     root_hash: str
     data_size: int  # bytes of erofs, a multiple of BLOCK_SIZE: the hash area's offset
     hash_size: int
@@ -122,20 +123,28 @@ def verify_verity(image: Path, hash_tree: Path, root_hash: str, *, hash_offset: 
     run_tool("verity", [*argv, str(image), str(hash_tree), root_hash])
 
 
+def append_file(target: Path, source: Path) -> None:
+    with source.open("rb") as src, target.open("ab") as dst:
+        while chunk := src.read(1 << 20):
+            dst.write(chunk)
+
+
 def build_usr_image(
     tree: Path, out_dir: Path, *, epoch: int, seed: str, log: Path | None = None
 ) -> UsrImage:
-    """``usr.img`` (erofs of ``tree``) and ``usr.verity`` (its hash tree) in ``out_dir``."""
+    """``usr.img`` in ``out_dir``: the erofs of ``tree`` with its hash tree appended, the
+    bytes of a USR partition (and of a full update payload's /usr)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    image, hash_tree = out_dir / "usr.img", out_dir / "usr.verity"
+    image, hash_tree = out_dir / "usr.img", out_dir / "usr.verity.tmp"
     data_size = make_erofs(tree, image, epoch=epoch, seed=seed, log=log)
     params = verity_params(seed)
-    root_hash = format_verity(image, hash_tree, params, log)
+    try:
+        root_hash = format_verity(image, hash_tree, params, log)
+        hash_size = hash_tree.stat().st_size
+        append_file(image, hash_tree)
+    finally:
+        hash_tree.unlink(missing_ok=True)
     return UsrImage(
-        image=image,
-        hash_tree=hash_tree,
-        root_hash=root_hash,
-        data_size=data_size,
-        hash_size=hash_tree.stat().st_size,
+        image=image, root_hash=root_hash, data_size=data_size, hash_size=hash_size,
         salt=params.salt,
-    )
+    )  # fmt: skip

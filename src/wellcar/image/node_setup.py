@@ -1,0 +1,222 @@
+"""What turns a Debian rootfs into a Wellcar node: boot from a verity /usr, first-boot
+set-up, networking and the update agent.
+
+- An initramfs-tools hook and ``local-bottom`` script that open the boot entry's /usr slot
+  with dm-verity (``verity.usr=``, ``verity.usrhash=``, ``verity.usroffset=``) and mount it
+  read-only on the new root's ``/usr``; the initrd is regenerated with them.
+- Units: the agent; copying missing ``/etc`` defaults from ``/usr``; growing ROOT to the
+  disk on first boot; ssh host keys made on the machine, never shipped in the image.
+- systemd-networkd with DHCP on every Ethernet link; the ESP on ``/boot`` and OEM on
+  ``/oem``; systemd-bless-boot masked, because the agent blesses a boot entry only after
+  the health checks pass (docs/image.md, "Boot and A/B").
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .errors import ImageContentError
+from .settings import BuildSettings
+from .tools import run_tool
+
+INITRAMFS_HOOK = """#!/bin/sh
+# Wellcar: what the initrd needs to mount a dm-verity /usr (see local-bottom/wellcar-usr).
+PREREQ=""
+prereqs() { echo "$PREREQ"; }
+case "$1" in prereqs) prereqs; exit 0 ;; esac
+. /usr/share/initramfs-tools/hook-functions
+copy_exec /usr/sbin/veritysetup /sbin
+manual_add_modules dm-verity erofs
+"""
+
+INITRAMFS_MOUNT_USR = """#!/bin/sh
+# Wellcar: mount the boot entry's /usr slot read-only on ${rootmnt}/usr, through dm-verity
+# when the entry names a root hash. Any failure reboots (panic= on the command line), so
+# systemd-boot's boot counting can fall back to the other slot.
+PREREQ=""
+prereqs() { echo "$PREREQ"; }
+case "$1" in prereqs) prereqs; exit 0 ;; esac
+. /scripts/functions
+
+usr="" usrhash="" usroffset="" plain=""
+for word in $(cat /proc/cmdline); do
+	case "$word" in
+	verity.usr=*) usr="${word#verity.usr=}" ;;
+	verity.usrhash=*) usrhash="${word#verity.usrhash=}" ;;
+	verity.usroffset=*) usroffset="${word#verity.usroffset=}" ;;
+	mount.usr=*) plain="${word#mount.usr=}" ;;
+	esac
+done
+[ -n "$usr" ] || usr="$plain"
+[ -n "$usr" ] || exit 0
+
+case "$usr" in
+PARTUUID=*) dev="/dev/disk/by-partuuid/$(echo "${usr#PARTUUID=}" | tr A-F a-f)" ;;
+PARTLABEL=*) dev="/dev/disk/by-partlabel/${usr#PARTLABEL=}" ;;
+*) dev="$usr" ;;
+esac
+tries=0
+while [ ! -b "$dev" ] && [ "$tries" -lt 30 ]; do
+	sleep 1
+	tries=$((tries + 1))
+done
+[ -b "$dev" ] || panic "wellcar: the /usr partition $usr did not appear"
+modprobe -q erofs
+if [ -n "$usrhash" ]; then
+	modprobe -q dm-verity
+	# Without udev rules for device-mapper in the initrd, libdevmapper makes the node.
+	DM_DISABLE_UDEV=1 veritysetup open "$dev" usr "$dev" "$usrhash" \\
+		--hash-offset="${usroffset:-0}" ||
+		panic "wellcar: dm-verity cannot open /usr on $usr with root hash $usrhash"
+	dev=/dev/mapper/usr
+fi
+mount -t erofs -o ro "$dev" "${rootmnt}/usr" ||
+	panic "wellcar: cannot mount /usr from $dev (corrupt or wrong root hash)"
+echo "wellcar: /usr is $usr${usrhash:+ (dm-verity $usrhash)}"
+"""
+
+GROW_ROOT = """#!/bin/sh
+# Wellcar: grow ROOT (and its ext4) to the end of its disk, once.
+set -eu
+part=$(readlink -f /dev/disk/by-partlabel/ROOT)
+name=${part##*/}
+disk=/dev/$(basename "$(readlink -f "/sys/class/block/$name/..")")
+number=$(cat "/sys/class/block/$name/partition")
+status=0
+growpart "$disk" "$number" || status=$?
+[ "$status" -le 1 ] || exit "$status"  # 1: nothing to grow
+resize2fs "$part"
+mkdir -p "$1"
+touch "$1/root-grown"
+"""
+
+DHCP_NETWORK = """# Wellcar: DHCP on every Ethernet link (override in /etc/systemd/network).
+[Match]
+Type=ether
+
+[Network]
+DHCP=yes
+"""
+
+
+def render_fstab() -> str:
+    return (
+        "# Wellcar: / is ROOT; /usr is mounted by the initrd from the booted slot.\n"
+        "PARTLABEL=ROOT / ext4 defaults 0 1\n"
+        "PARTLABEL=EFI-SYSTEM /boot vfat umask=0077,nofail 0 0\n"
+        "PARTLABEL=OEM /oem ext4 defaults,nofail 0 0\n"
+    )
+
+
+def render_units(settings: BuildSettings) -> dict[str, str]:
+    brand = settings.brand
+    share, state = f"/usr/share/{brand.id}", f"/var/lib/{brand.id}"
+    return {
+        f"{brand.id}-agent.service": f"""[Unit]
+Description={brand.name} update agent
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+Environment=PYTHONPATH=/usr/lib/wellcar/python
+ExecStart=/usr/bin/python3 -m wellcar.agent run --brand {brand.id}
+Restart=on-failure
+RestartSec=10
+
+[Install]
+WantedBy=multi-user.target
+""",
+        f"{brand.id}-etc-defaults.service": f"""[Unit]
+Description=Copy missing /etc files from {share}/etc-defaults
+DefaultDependencies=no
+Before=sysinit.target systemd-sysusers.service systemd-tmpfiles-setup.service
+ConditionDirectoryNotEmpty={share}/etc-defaults
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/bin/cp -a --no-clobber {share}/etc-defaults/. /etc/
+
+[Install]
+WantedBy=sysinit.target
+""",
+        f"{brand.id}-grow-root.service": f"""[Unit]
+Description=Grow ROOT to fill the disk
+ConditionPathExists=!{state}/root-grown
+After=local-fs.target
+
+[Service]
+Type=oneshot
+ExecStart=/usr/lib/wellcar/grow-root {state}
+
+[Install]
+WantedBy=multi-user.target
+""",
+        f"{brand.id}-sshd-keygen.service": """[Unit]
+Description=Generate this machine's ssh host keys
+Before=ssh.service
+ConditionPathExists=!/etc/ssh/ssh_host_ed25519_key
+
+[Service]
+Type=oneshot
+ExecStart=/usr/bin/ssh-keygen -A
+
+[Install]
+WantedBy=ssh.service
+""",
+    }
+
+
+def _write(path: Path, text: str, mode: int = 0o644) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    path.chmod(mode)
+
+
+def install_node_setup(rootfs: Path, settings: BuildSettings, log: Path | None) -> list[str]:
+    """Write the files, enable the units; returns the unit names enabled."""
+    initramfs = rootfs / "usr/share/initramfs-tools"
+    _write(initramfs / "hooks/wellcar-usr", INITRAMFS_HOOK, 0o755)
+    _write(initramfs / "scripts/local-bottom/wellcar-usr", INITRAMFS_MOUNT_USR, 0o755)
+    _write(rootfs / "usr/lib/wellcar/grow-root", GROW_ROOT, 0o755)
+    _write(rootfs / "usr/lib/systemd/network/80-wellcar-dhcp.network", DHCP_NETWORK)
+    units = render_units(settings)
+    for name, text in units.items():
+        _write(rootfs / "usr/lib/systemd/system" / name, text)
+    fstab = rootfs / "etc/fstab"
+    fstab.unlink(missing_ok=True)
+    _write(fstab, render_fstab())
+    (rootfs / "oem").mkdir(exist_ok=True)
+    # Every machine makes its own identity: no shared ssh host keys or machine id.
+    for key in (rootfs / "etc/ssh").glob("ssh_host_*"):
+        key.unlink()
+    machine_id = rootfs / "etc/machine-id"
+    machine_id.unlink(missing_ok=True)
+    machine_id.write_text("", encoding="ascii")
+    (rootfs / "var/lib/dbus/machine-id").unlink(missing_ok=True)
+    enabled = [*units, "systemd-networkd.service"]
+    run_tool("node-setup", ["systemctl", f"--root={rootfs}", "enable", *enabled], log=log)
+    run_tool("node-setup", ["systemctl", f"--root={rootfs}", "mask",
+                            "systemd-bless-boot.service"], log=log)  # fmt: skip
+    return enabled
+
+
+def regenerate_initrd(rootfs: Path, log: Path | None) -> Path:
+    """Run update-initramfs in the rootfs (in a private mount namespace with /proc and
+    /dev, so nothing stays mounted if the build dies); returns the new initrd."""
+    kernels = sorted(p.name for p in (rootfs / "usr/lib/modules").iterdir() if p.is_dir())
+    if not kernels:
+        raise ImageContentError("node-setup", f"no kernel modules in {rootfs}/usr/lib/modules")
+    version = kernels[-1]
+    script = (
+        'set -e; r="$1"; mount -t proc proc "$r/proc"; mount --rbind /dev "$r/dev"; '
+        'chroot "$r" update-initramfs -c -k "$2"'
+    )
+    (rootfs / "boot" / f"initrd.img-{version}").unlink(missing_ok=True)
+    run_tool("node-setup", ["unshare", "--mount", "--propagation", "private", "--fork",
+                            "sh", "-c", script, "sh", str(rootfs), version],
+             log=log)  # fmt: skip
+    initrd = rootfs / "boot" / f"initrd.img-{version}"
+    if not initrd.is_file():
+        raise ImageContentError("node-setup", f"update-initramfs made no {initrd}")
+    return initrd
