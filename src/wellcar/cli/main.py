@@ -26,9 +26,11 @@ def build_app() -> typer.Typer:
     from wellcar.cli.agent_commands import agent_app
     from wellcar.cli.api_commands import api_app
     from wellcar.cli.build_command import build_command
+    from wellcar.cli.config_commands import config_app
     from wellcar.cli.demo import demo
     from wellcar.cli.disk_commands import disk_app
     from wellcar.cli.payload_commands import keys_app, payload_app
+    from wellcar.cli.release_commands import release_app, trust_app
     from wellcar.cli.serve import serve
     from wellcar.cli.vm_commands import vm_app
 
@@ -50,6 +52,9 @@ def build_app() -> typer.Typer:
         vm_app, name="vm", help="Run disk images in QEMU (UEFI, serial console, ssh on 127.0.0.1)"
     )
     app.add_typer(agent_app, name="agent")
+    app.add_typer(release_app, name="release")
+    app.add_typer(trust_app, name="trust")
+    app.add_typer(config_app, name="config", help="Ignition configs and Butane YAML")
     return app
 
 

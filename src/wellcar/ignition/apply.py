@@ -1,0 +1,141 @@
+"""Applying a resolved config to a target root, Ignition's way: plan everything first
+(fetch every resource, resolve owners and paths, find every conflict), then write. A config
+that cannot be applied fails in the plan and leaves the machine as it was."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from wellcar.ignition.disks import apply_disk_commands, make_filesystem, plan_disk
+from wellcar.ignition.errors import ApplyError, UnsafePathError
+from wellcar.ignition.fetch import Fetcher
+from wellcar.ignition.nodes import plan_nodes
+from wellcar.ignition.rootfs import TargetRoot
+from wellcar.ignition.steps import MakeDirectory, Step, WriteFile
+from wellcar.ignition.types import Config, Filesystem, User
+from wellcar.ignition.units import plan_units
+from wellcar.ignition.users import Account, AccountDb
+
+SSH_KEYS_FRAGMENT = "ignition"  # ~/.ssh/authorized_keys.d/ignition, as on Flatcar
+MOUNTABLE = ("ext4", "btrfs", "xfs", "vfat")
+
+
+@dataclass
+class Plan:
+    disk_commands: list[list[str]] = field(default_factory=list)
+    filesystems: list[tuple[str, Filesystem]] = field(default_factory=list)
+    accounts: AccountDb = field(default_factory=AccountDb)
+    steps: list[Step] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _home_mode(db: AccountDb) -> int:
+    value = db.login_defs.get("HOME_MODE")
+    return int(value, 8) if value else 0o755
+
+
+def _plan_user_files(
+    user: User, account: Account, created: bool, root: TargetRoot, db: AccountDb, where: str
+) -> list[Step]:
+    steps: list[Step] = []
+    uid, gid = account.uid, account.gid
+    try:
+        home = root.resolve(account.home, follow_last=True)
+    except UnsafePathError as exc:
+        raise UnsafePathError(f"{where}.homeDir: {exc}") from None
+    if created and not user.no_create_home:
+        steps.append(MakeDirectory(home, _home_mode(db), uid, gid, replace_node=False))
+        skel = root.resolve("/etc/skel")
+        if skel.is_dir():
+            for item in sorted(skel.rglob("*")):
+                target = home / item.relative_to(skel)
+                if item.is_dir() and not item.is_symlink():
+                    steps.append(MakeDirectory(target, None, uid, gid, replace_node=False))
+                elif item.is_file() and not item.is_symlink() and not target.exists():
+                    mode = item.stat().st_mode & 0o777
+                    steps.append(WriteFile(target, item.read_bytes(), b"", mode, uid, gid, False))
+    if user.ssh_authorized_keys:
+        keys = [k.strip() for k in user.ssh_authorized_keys if k.strip()]
+        ssh = home / ".ssh"
+        steps.append(MakeDirectory(ssh, 0o700, uid, gid, replace_node=False))
+        steps.append(MakeDirectory(ssh / "authorized_keys.d", 0o700, uid, gid, False))
+        fragment = "".join(f"{k}\n" for k in keys).encode()
+        steps.append(
+            WriteFile(ssh / "authorized_keys.d" / SSH_KEYS_FRAGMENT, fragment, b"", 0o600,
+                      uid, gid, True)
+        )  # fmt: skip
+        # sshd reads ~/.ssh/authorized_keys only; keep what is there and add the new keys.
+        current = ssh / "authorized_keys"
+        lines = current.read_text().splitlines() if current.is_file() else []
+        merged = lines + [k for k in keys if k not in lines]
+        data = "".join(f"{line}\n" for line in merged).encode()
+        steps.append(WriteFile(current, data, b"", 0o600, uid, gid, True))
+    return steps
+
+
+def plan_config(config: Config, root: TargetRoot, fetcher: Fetcher) -> Plan:
+    plan = Plan(accounts=AccountDb.load(root))
+    for i, disk in enumerate(config.storage.disks):
+        plan.disk_commands += plan_disk(disk, f"$.storage.disks[{i}]")
+    plan.filesystems = [
+        (f"$.storage.filesystems[{i}]", fs) for i, fs in enumerate(config.storage.filesystems)
+    ]
+    db = plan.accounts
+    for i, group in enumerate(config.passwd.groups):
+        if group.should_exist is False:
+            raise ApplyError(f"$.passwd.groups[{i}].shouldExist: removing groups is not supported")
+        db.add_group(group, f"$.passwd.groups[{i}]")
+    for i, user in enumerate(config.passwd.users):
+        where = f"$.passwd.users[{i}]"
+        if user.should_exist is False:
+            raise ApplyError(f"{where}.shouldExist: removing users is not supported")
+        account, created = db.add_user(user, where)
+        plan.steps += _plan_user_files(user, account, created, root, db, where)
+    plan.steps += plan_nodes(config.storage, root, db, fetcher)
+    plan.steps += plan_units(config.systemd.units, root, plan.warnings)
+    return plan
+
+
+def _mount(fs: Filesystem, root: TargetRoot) -> Path | None:
+    if fs.path is None or fs.format not in MOUNTABLE:
+        return None
+    target = root.resolve(fs.path)
+    target.mkdir(parents=True, exist_ok=True)
+    options = ["-o", ",".join(fs.mount_options)] if fs.mount_options else []
+    done = subprocess.run(
+        ["mount", "-t", str(fs.format), *options, fs.device, str(target)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        raise ApplyError(f"cannot mount {fs.device} on {fs.path}: {done.stderr.strip()}")
+    return target
+
+
+def execute(plan: Plan, root: TargetRoot, change_owner: bool) -> None:
+    apply_disk_commands(plan.disk_commands)
+    mounted: list[Path] = []
+    try:
+        for where, fs in plan.filesystems:
+            make_filesystem(fs, where)
+            mountpoint = _mount(fs, root)
+            if mountpoint is not None:
+                mounted.append(mountpoint)
+        plan.accounts.write(root)
+        for step in plan.steps:
+            step.run(change_owner)
+    finally:
+        for mountpoint in reversed(mounted):
+            subprocess.run(["umount", str(mountpoint)], capture_output=True, check=False)
+
+
+def apply_config(
+    config: Config, root: Path, fetcher: Fetcher | None = None, *, change_owner: bool = True
+) -> Plan:
+    """Plan, then write config into root; returns the plan (its warnings included)."""
+    target = TargetRoot(root)
+    plan = plan_config(config, target, fetcher or Fetcher())
+    execute(plan, target, change_owner)
+    return plan

@@ -1,0 +1,154 @@
+"""Fetching resources: data: URLs, http(s) (headers, timeouts, bounded retries with
+backoff), oem:// files; then gzip decompression and hash verification, as Ignition does."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import ssl
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from wellcar.ignition.dataurl import decode_data_url
+from wellcar.ignition.errors import FetchError
+from wellcar.ignition.types import IgnitionSection, Resource
+
+FIRST_BACKOFF_S = 0.1  # Ignition's: 100 ms, doubling, capped at 5 s
+MAX_BACKOFF_S = 5.0
+DEFAULT_HEADER_TIMEOUT_S = 10.0
+DEFAULT_ATTEMPTS = 6  # about 9 s of waiting in all before giving up
+MAX_SIZE = 1 << 30  # a config's resource larger than 1 GiB is a mistake, not a payload
+
+
+@dataclass
+class Fetcher:
+    """Fetches a config's resources; one per config tree (its timeouts, proxy and CAs)."""
+
+    header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S
+    total_timeout_s: float | None = None
+    attempts: int = DEFAULT_ATTEMPTS
+    oem_dir: Path = Path("/oem")
+    proxies: dict[str, str] = field(default_factory=dict)
+    ca_pem: list[str] = field(default_factory=list)
+    sleep: Callable[[float], None] = time.sleep
+
+    def configure(self, section: IgnitionSection) -> None:
+        """Take timeouts and proxies from a config's ignition section (CAs: add_ca)."""
+        if section.timeouts.http_response_headers:
+            self.header_timeout_s = float(section.timeouts.http_response_headers)
+        if section.timeouts.http_total:
+            self.total_timeout_s = float(section.timeouts.http_total)
+        proxy = section.proxy
+        if proxy.http_proxy:
+            self.proxies["http"] = proxy.http_proxy
+        if proxy.https_proxy:
+            self.proxies["https"] = proxy.https_proxy
+        if proxy.no_proxy:
+            self.proxies["no"] = ",".join(proxy.no_proxy)
+
+    def add_ca(self, pem: bytes) -> None:
+        self.ca_pem.append(pem.decode("ascii", errors="replace"))
+
+    def fetch(self, resource: Resource, where: str) -> bytes:
+        """The verified, decompressed bytes of resource; where is its JSON path for errors."""
+        source = resource.source
+        if source is None:
+            return b""
+        scheme = urllib.parse.urlsplit(source).scheme.lower()
+        try:
+            if scheme == "data":
+                raw = decode_data_url(source)
+            elif scheme in ("http", "https"):
+                headers = {h.name: h.value or "" for h in resource.http_headers}
+                raw = self._http(source, headers)
+            elif scheme == "oem":
+                raw = self._oem(source)
+            else:
+                raise FetchError(f"cannot fetch {scheme}: URLs")
+            data = _decompress(raw, resource.compression)
+            _verify(data, resource.verification.hash)
+        except FetchError as exc:
+            raise FetchError(f"{where}: {exc}") from None
+        return data
+
+    def _oem(self, source: str) -> bytes:
+        relative = urllib.parse.unquote(urllib.parse.urlsplit(source).path).lstrip("/")
+        netloc = urllib.parse.urlsplit(source).netloc
+        parts = [p for p in f"{netloc}/{relative}".split("/") if p]
+        if ".." in parts:
+            raise FetchError(f"{source}: '..' is not allowed in oem:// URLs")
+        path = self.oem_dir.joinpath(*parts)
+        try:
+            return path.read_bytes()
+        except OSError as exc:
+            raise FetchError(f"cannot read {path}: {exc.strerror}") from None
+
+    def _opener(self) -> urllib.request.OpenerDirector:
+        context = ssl.create_default_context()
+        if self.ca_pem:
+            context.load_verify_locations(cadata="\n".join(self.ca_pem))
+        handlers: list[urllib.request.BaseHandler] = [
+            urllib.request.ProxyHandler({k: v for k, v in self.proxies.items() if k != "no"}),
+            urllib.request.HTTPSHandler(context=context),
+        ]
+        return urllib.request.build_opener(*handlers)
+
+    def _http(self, url: str, headers: dict[str, str]) -> bytes:
+        opener = self._opener()
+        started = time.monotonic()
+        backoff = FIRST_BACKOFF_S
+        last = "no attempt made"
+        for attempt in range(1, self.attempts + 1):
+            request = urllib.request.Request(
+                url, headers={"Accept-Encoding": "identity", **headers}
+            )
+            try:
+                with opener.open(request, timeout=self.header_timeout_s) as response:
+                    data: bytes = response.read(MAX_SIZE + 1)
+                if len(data) > MAX_SIZE:
+                    raise FetchError(f"{url}: larger than {MAX_SIZE} bytes")
+                return data
+            except urllib.error.HTTPError as exc:
+                if exc.code < 500:  # a 4xx will not get better by asking again
+                    raise FetchError(f"{url}: HTTP {exc.code} {exc.reason}") from None
+                last = f"HTTP {exc.code} {exc.reason}"
+            except (urllib.error.URLError, OSError) as exc:
+                reason = getattr(exc, "reason", exc)
+                last = str(reason)
+            if self.total_timeout_s and time.monotonic() - started + backoff > self.total_timeout_s:
+                break
+            if attempt < self.attempts:
+                self.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_S)
+        raise FetchError(f"{url}: unreachable after {attempt} attempt(s) ({last})")
+
+
+def _decompress(data: bytes, compression: str | None) -> bytes:
+    if not compression:
+        return data
+    if compression != "gzip":
+        raise FetchError(f"unknown compression {compression!r}")
+    try:
+        return gzip.decompress(data)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise FetchError(f"contents are not valid gzip ({exc})") from None
+
+
+def _verify(data: bytes, expected: str | None) -> None:
+    if not expected:
+        return
+    algorithm, _, digest = expected.partition("-")
+    if algorithm not in ("sha256", "sha512"):
+        raise FetchError(f"unknown hash algorithm {algorithm!r}")
+    actual = hashlib.new(algorithm, data).hexdigest()
+    if actual != digest.lower():
+        raise FetchError(
+            f"{algorithm} mismatch: the config expects {digest[:16]}..., the data has "
+            f"{actual[:16]}...; fix verification.hash or the file"
+        )

@@ -1,0 +1,144 @@
+"""Butane YAML to Ignition JSON (variant flatcar 1.0/1.1, wellcar 1.0)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from wellcar.ignition.butane import transpile
+from wellcar.ignition.dataurl import decode_data_url
+from wellcar.ignition.errors import ConfigInvalidError
+
+REFERENCE = """\
+variant: flatcar
+version: 1.1.0
+passwd:
+  users: [{ name: core, ssh_authorized_keys: ["ssh-ed25519 AAAA... me@host"] }]
+storage:
+  files:
+    - { path: /etc/flatcar/update.conf, overwrite: true, mode: 0644,
+        contents: { inline: "GROUP=stable\\n" } }
+systemd:
+  units:
+    - name: hello.service
+      enabled: true
+      contents: |
+        [Service]
+        Type=oneshot
+        ExecStart=/usr/bin/echo hi
+        [Install]
+        WantedBy=multi-user.target
+"""
+
+
+def test_reference_example() -> None:
+    out = transpile(REFERENCE).config
+    assert out["ignition"] == {"version": "3.4.0"}
+    assert out["passwd"]["users"][0]["sshAuthorizedKeys"] == ["ssh-ed25519 AAAA... me@host"]
+    file = out["storage"]["files"][0]
+    assert file["mode"] == 420
+    assert decode_data_url(file["contents"]["source"]) == b"GROUP=stable\n"
+    assert out["systemd"]["units"][0]["contents"].endswith("WantedBy=multi-user.target\n")
+
+
+@pytest.mark.parametrize(
+    ("variant", "spec"),
+    [("flatcar\nversion: 1.0.0", "3.3.0"), ("wellcar\nversion: 1.0.0", "3.4.0")],
+)
+def test_variants_emit_their_spec(variant: str, spec: str) -> None:
+    assert transpile(f"variant: {variant}\n").config["ignition"]["version"] == spec
+
+
+def test_large_repetitive_contents_are_gzipped() -> None:
+    text = "line\n" * 2000
+    out = transpile(
+        "variant: flatcar\nversion: 1.1.0\nstorage:\n  files:\n"
+        f"    - path: /a\n      contents: {{inline: {json.dumps(text)}}}\n"
+    )
+    contents = out.config["storage"]["files"][0]["contents"]
+    assert contents["compression"] == "gzip"
+    assert gzip.decompress(decode_data_url(contents["source"])).decode() == text
+
+
+def test_local_files_trees_and_local_shortcuts(tmp_path: Path) -> None:
+    (tmp_path / "keys.pub").write_text("ssh-ed25519 K1 a\nssh-ed25519 K2 b\n")
+    (tmp_path / "unit.service").write_text("[Service]\nExecStart=/bin/true\n")
+    tree = tmp_path / "tree" / "bin"
+    tree.mkdir(parents=True)
+    (tree / "tool").write_text("#!/bin/sh\n")
+    os.chmod(tree / "tool", 0o755)
+    (tmp_path / "tree" / "conf").write_text("c")
+    yaml_text = """\
+variant: flatcar
+version: 1.1.0
+passwd:
+  users: [{name: core, ssh_authorized_keys_local: [keys.pub]}]
+systemd:
+  units: [{name: a.service, contents_local: unit.service}]
+storage:
+  files: [{path: /etc/k, contents: {local: keys.pub}}]
+  trees: [{local: tree, path: /opt}]
+"""
+    out = transpile(yaml_text, files_dir=tmp_path).config
+    assert out["passwd"]["users"][0]["sshAuthorizedKeys"] == [
+        "ssh-ed25519 K1 a",
+        "ssh-ed25519 K2 b",
+    ]
+    assert out["systemd"]["units"][0]["contents"] == "[Service]\nExecStart=/bin/true\n"
+    files = {f["path"]: f for f in out["storage"]["files"]}
+    assert files["/opt/bin/tool"]["mode"] == 0o755
+    assert files["/opt/conf"]["mode"] == 0o644
+    assert decode_data_url(files["/etc/k"]["contents"]["source"]).startswith(b"ssh-ed25519 K1")
+
+
+def test_local_file_may_not_escape_files_dir(tmp_path: Path) -> None:
+    text = (
+        "variant: flatcar\nversion: 1.1.0\nstorage:\n"
+        "  files: [{path: /a, contents: {local: ../x}}]\n"
+    )
+    with pytest.raises(ConfigInvalidError, match=r"\$.storage.files\[0\].contents.local"):
+        transpile(text, files_dir=tmp_path)
+
+
+def test_local_needs_files_dir() -> None:
+    text = (
+        "variant: flatcar\nversion: 1.1.0\nstorage:\n  files: [{path: /a, contents: {local: x}}]\n"
+    )
+    with pytest.raises(ConfigInvalidError, match="--files-dir"):
+        transpile(text)
+
+
+def test_unknown_keys_warn_and_strict_fails() -> None:
+    text = "variant: flatcar\nversion: 1.1.0\nstorage:\n  files: [{path: /a, colour: red}]\n"
+    assert [e.path for e in transpile(text).report.warnings] == ["$.storage.files[0].colour"]
+    with pytest.raises(ConfigInvalidError):
+        transpile(text, strict=True)
+
+
+def test_with_mount_unit() -> None:
+    text = """\
+variant: flatcar
+version: 1.1.0
+storage:
+  filesystems:
+    - {device: /dev/disk/by-label/DATA, format: ext4, path: /var/lib/my-data, with_mount_unit: true}
+"""
+    out = transpile(text).config
+    unit = out["systemd"]["units"][0]
+    assert unit["name"] == "var-lib-my\\x2ddata.mount"
+    assert "Where=/var/lib/my-data\n" in unit["contents"]
+    assert "withMountUnit" not in out["storage"]["filesystems"][0]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["variant: fcos\nversion: 1.4.0\n", "variant: flatcar\nversion: 1.2.0-experimental\n",
+     "variant: flatcar\nversion: 1.1.0\nstorage: [\n", "- a list\n"],
+)  # fmt: skip
+def test_bad_butane_is_an_error(text: str) -> None:
+    with pytest.raises(ConfigInvalidError):
+        transpile(text)
