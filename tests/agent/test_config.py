@@ -63,6 +63,9 @@ def test_defaults_without_update_conf(root: Path) -> None:
     assert cfg.state_dir == root / "var/lib/wellcar"
     assert cfg.status_path == root / "var/lib/wellcar/status.json"
     assert cfg.payload_key_dir == root / "usr/share/wellcar/update-payload-keys"
+    assert cfg.trust_root == root / "usr/share/wellcar/trust/root.json"
+    assert cfg.release_repository is None
+    assert cfg.trust_dir == root / "var/lib/wellcar/trust"
     assert cfg.sources == (root / "usr/share/wellcar/release",)
 
 
@@ -125,6 +128,7 @@ def test_other_brand(tmp_path: Path) -> None:
     assert cfg.server == "https://updates.acme.test/v1/update/"
     assert cfg.state_dir == tmp_path / "var/lib/acme"
     assert cfg.payload_key_dir == tmp_path / "usr/share/acme/update-payload-keys"
+    assert cfg.trust_root == tmp_path / "usr/share/acme/trust/root.json"
 
 
 def test_missing_version_assumes_zero_with_warning(tmp_path: Path) -> None:
@@ -214,6 +218,9 @@ def test_fleetlock_explicit_url_and_group(root: Path) -> None:
         ("HEALTH_COMMAND='unterminated", "HEALTH_COMMAND"),
         ("DELTA_OKAY=maybe", "DELTA_OKAY"),
         ("STATE_DIR=relative/path", "STATE_DIR"),
+        ("TRUST_ROOT=trust/root.json", "TRUST_ROOT"),
+        ("RELEASE_REPOSITORY=ftp://release.test/", "RELEASE_REPOSITORY"),
+        ("RELEASE_REPOSITORY=release.test", "RELEASE_REPOSITORY"),
         ("GROUP=two words", "GROUP"),
     ],
 )
@@ -415,6 +422,25 @@ def test_settings_for_fast_tests_and_health(root: Path) -> None:
     assert cfg.download_auth == ("me", "secret")
     assert "secret" not in repr(cfg)
     assert cfg.state_dir == root / "tmp/agent-state"
+    assert cfg.warnings == ()
+
+
+def test_trust_settings(root: Path) -> None:
+    write(
+        root,
+        "/usr/share/wellcar/update.conf",
+        "RELEASE_REPOSITORY=https://release.example.com/stable\n",
+    )
+    write(
+        root,
+        "/etc/wellcar/update.conf",
+        "SERVER=https://up.test/v1/update/\nSTATE_DIR=/srv/agent\n"
+        "TRUST_ROOT=/etc/wellcar/trust/root.json\n",
+    )
+    cfg = load_config(root)
+    assert cfg.release_repository == "https://release.example.com/stable"
+    assert cfg.trust_root == root / "etc/wellcar/trust/root.json"  # joined to root
+    assert cfg.trust_dir == root / "srv/agent/trust"  # follows STATE_DIR
     assert cfg.warnings == ()
 
 

@@ -17,6 +17,7 @@ from wellcar.agent.fleetlock_client import FleetLockClient, app_specific_machine
 from wellcar.agent.health import BootAssessor, CommandCheck, HealthCheck, HealthRunner
 from wellcar.agent.reboot import SessionLister, logged_in_sessions, make_reboot_strategy
 from wellcar.agent.slot_backend import SlotBackend
+from wellcar.agent.trusted_payload import TrustGate
 from wellcar.payload.errors import PayloadKeyError
 from wellcar.payload.signing import TrustedKeys, load_trusted_keys
 
@@ -78,4 +79,5 @@ def build_parts(
         runner=runner,
     )
     keys = trusted_keys if trusted_keys is not None else trusted_keys_from(config, allow_unsigned)
-    return AgentParts(config, identity, backend, client, keys, reboot, assessor)
+    trust = TrustGate.from_config(config)  # logs whether TUF is on: once, at start
+    return AgentParts(config, identity, backend, client, keys, reboot, assessor, trust=trust)

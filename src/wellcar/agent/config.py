@@ -400,6 +400,10 @@ class AgentConfig:
     brand: str = "wellcar"
     state_dir: Path = Path("/var/lib/wellcar")
     payload_key_dir: Path = Path("/usr/share/wellcar/update-payload-keys")
+    # TUF: the root metadata shipped in the image. When it exists, every payload must be
+    # a target signed under it (see wellcar.agent.trusted_payload and docs/trust.md).
+    trust_root: Path = Path("/usr/share/wellcar/trust/root.json")
+    release_repository: str | None = None  # base URL of the release tree (metadata/ below)
     sources: tuple[Path, ...] = ()  # the files that were read, highest precedence first
     warnings: tuple[str, ...] = ()
 
@@ -426,6 +430,12 @@ class AgentConfig:
         """Where the last Omaha reply with an update is kept (update_engine's
         prefs/full-response, read by postinstall hooks for extra packages)."""
         return self.state_dir / "full-response"
+
+    @property
+    def trust_dir(self) -> Path:
+        """The TUF metadata cache: what this node last trusted, kept across reboots so a
+        mirror cannot roll it back."""
+        return self.state_dir / "trust"
 
     @property
     def download_auth(self) -> tuple[str, str] | None:
@@ -464,6 +474,8 @@ _PLAIN_KEYS = frozenset(
         "DOWNLOAD_PASSWORD",
         "STATE_DIR",
         "PAYLOAD_KEY_DIR",
+        "TRUST_ROOT",
+        "RELEASE_REPOSITORY",
     }
 )
 _RELEASE_FIELDS = ("VERSION", "BOARD", "APPID")
@@ -751,12 +763,29 @@ class _Loader:
         values["payload_key_dir"] = _in_root(
             self.root, f"/usr/share/{self.brand}/update-payload-keys"
         )
-        for key, name in (("STATE_DIR", "state_dir"), ("PAYLOAD_KEY_DIR", "payload_key_dir")):
+        values["trust_root"] = _in_root(self.root, f"/usr/share/{self.brand}/trust/root.json")
+        for key, name in (
+            ("STATE_DIR", "state_dir"),
+            ("PAYLOAD_KEY_DIR", "payload_key_dir"),
+            ("TRUST_ROOT", "trust_root"),
+        ):
             entry = layers.value(key)
             if entry is not None:
                 if not entry.value.startswith("/"):
                     raise _fail(entry, "must be an absolute path")
                 values[name] = _in_root(self.root, entry.value)
+
+    def trust(self) -> None:
+        entry = self.layers.value("RELEASE_REPOSITORY")
+        if entry is not None:
+            # Refused rather than ignored: with a shipped root, no repository means no
+            # updates at all, so a typo must show up here and not as failed updates.
+            if not _http_url(entry.value):
+                raise _fail(
+                    entry, "is not an http(s) URL (the base URL of the release tree, e.g. "
+                    "https://release.example.com/)"
+                )  # fmt: skip
+            self.values["release_repository"] = entry.value
 
     def config(self) -> AgentConfig:
         return AgentConfig(
@@ -785,6 +814,7 @@ def load_config(root: Path = Path("/"), brand: str = "wellcar") -> AgentConfig:
     loader.health()
     loader.timings()
     loader.download_and_paths()
+    loader.trust()
     config = loader.config()
     for warning in config.warnings:
         log.warning("config: %s", warning)

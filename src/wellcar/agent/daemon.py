@@ -33,7 +33,12 @@ import httpx
 
 from wellcar.agent.config import AgentConfig, NodeIdentity
 from wellcar.agent.download import download_payload, remove_stale
-from wellcar.agent.errors import AgentError, OmahaHTTPError, ServerUnreachable
+from wellcar.agent.errors import (
+    AgentError,
+    OmahaHTTPError,
+    ServerUnreachable,
+    UntrustedPayloadError,
+)
 from wellcar.agent.health import BootAssessor, BootOutcome, BootReport
 from wellcar.agent.omaha_client import InstallSource, NoUpdate, OmahaClient, UpdateOffer
 from wellcar.agent.reboot import RebootAction, RebootStrategy
@@ -41,6 +46,7 @@ from wellcar.agent.schedule import CheckSchedule, next_failure_count
 from wellcar.agent.slot_backend import SlotBackend
 from wellcar.agent.state import Trigger, UpdateState
 from wellcar.agent.status_store import AgentStatus, StatusStore, recover
+from wellcar.agent.trusted_payload import TrustGate
 from wellcar.disk import DiskError, Slot
 from wellcar.omaha.codes import ErrorCode
 from wellcar.payload.errors import (
@@ -99,6 +105,8 @@ class AgentParts:
     assessor: BootAssessor
     now: Callable[[], datetime] = _utc_now
     rng: random.Random = field(default_factory=random.Random)
+    # TUF; None = decided from the config (a shipped TRUST_ROOT makes it required).
+    trust: TrustGate | None = None
 
 
 class UpdateAgent:
@@ -109,6 +117,7 @@ class UpdateAgent:
         self.store = StatusStore(parts.config.status_path)
         self.schedule = CheckSchedule.from_config(parts.config)
         self.identity = parts.identity
+        self.trust = parts.trust if parts.trust is not None else TrustGate.from_config(parts.config)
         self._omaha: OmahaClient | None = None  # made in boot(), when updates are enabled
         self.report: BootReport | None = None
         self.rebooting = False
@@ -236,6 +245,9 @@ class UpdateAgent:
     def _install(self, status: AgentStatus, offer: UpdateOffer) -> CheckResult:
         path: Path | None = None
         try:
+            # Before the download: nothing is fetched for an offer the release keys did
+            # not sign (a no-op without a shipped TUF root).
+            admission = self.trust.admit_offer(offer)
             status = self._save(status.advance(Trigger.DOWNLOAD_STARTED))
             self._event(self.omaha.report_download_started, status)
             remove_stale(self.config.download_dir, keep=offer)
@@ -246,8 +258,10 @@ class UpdateAgent:
                 status.advance(Trigger.DOWNLOAD_FINISHED, downloaded_bytes=offer.size)
             )
             self._event(self.omaha.report_download_finished, status)
-            # Size and the Omaha sha256 are checked; the payload's own signature and every
-            # hash inside it are checked while it is applied, before the slot may boot.
+            # Size and the Omaha sha256 are checked, and TUF's signed length and hashes now;
+            # the payload's own signature and every hash inside it are checked while it is
+            # applied, before the slot may boot.
+            self.trust.verify_download(admission, path)
             status = self._save(status.advance(Trigger.VERIFIED))
             table = self.backend.slot_table()
             target = table.update_target
@@ -281,7 +295,8 @@ class UpdateAgent:
             code = exc.error_code if isinstance(exc, AgentError) else payload_error_code(exc)
             log.error("update to %s failed code=%s: %s", offer.version, code, exc)
             status = self._save(status.failed(code, str(exc)))
-            if isinstance(exc, PayloadIntegrityError | PayloadSignatureError) and path:
+            refused = PayloadIntegrityError | PayloadSignatureError | UntrustedPayloadError
+            if isinstance(exc, refused) and path:
                 path.unlink(missing_ok=True)  # never retry a payload that failed verification
             try:
                 self.omaha.report_error(status, code)

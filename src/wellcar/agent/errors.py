@@ -26,6 +26,8 @@ __all__ = [
     "ServerUnreachable",
     "SignatureError",
     "StateError",
+    "TrustMetadataError",
+    "UntrustedPayloadError",
     "UpdatesDisabledError",
     "VerificationError",
 ]
@@ -124,6 +126,13 @@ class DownloadError(AgentError):
     default_error_code = ErrorCode.DOWNLOAD_TRANSFER_ERROR
 
 
+class TrustMetadataError(DownloadError):
+    """Fresh, correctly signed TUF metadata could not be had (mirror unreachable,
+    metadata expired, rolled back, badly signed or inconsistent). Reported as 9
+    (``DOWNLOAD_TRANSFER_ERROR``) like any other failed fetch: nothing was installed,
+    and the next check refreshes again (a stale mirror often recovers by itself)."""
+
+
 class VerificationError(AgentError):
     """The payload's bytes are not the ones the server promised."""
 
@@ -140,6 +149,12 @@ class PayloadSizeMismatch(VerificationError):
 
 class SignatureError(VerificationError):
     default_error_code = ErrorCode.SIGNATURE_VERIFICATION_FAILED  # 18
+
+
+class UntrustedPayloadError(VerificationError):
+    """The payload is not what the release keys signed in the TUF targets metadata: no
+    such target, another board, older than the running version (12,
+    ``DOWNLOAD_PAYLOAD_VERIFICATION_ERROR``), or another length (11) or hash (10)."""
 
 
 class BadPayloadMagic(VerificationError):
