@@ -12,6 +12,14 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 from postgres_cluster import PostgresCluster
 
+from .system.builds import OsBuilds, build_pair
+
+
+@pytest.fixture(scope="session")
+def os_builds(tmp_path_factory: pytest.TempPathFactory) -> OsBuilds:
+    """Versions N and N+1 of the OS, really built (a few minutes, once per session)."""
+    return build_pair(tmp_path_factory.mktemp("os-builds"))
+
 
 @pytest.fixture(scope="session")
 def postgres_cluster() -> Iterator[PostgresCluster]:

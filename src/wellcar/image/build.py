@@ -24,7 +24,7 @@ from wellcar.payload.signing import SigningKey, load_signing_key
 from .branding import apply_branding, capture_etc_defaults
 from .disk_image import assemble_disk, stage_root_tree
 from .errors import ImageBuildError, ImageContentError
-from .node_setup import install_node_setup, regenerate_initrd
+from .node_setup import install_node_setup, place_first_boot_flag, regenerate_initrd
 from .rootfs import (
     find_boot_files,
     install_wellcar,
@@ -147,6 +147,8 @@ def build(
         regenerate_initrd(rootfs, log)
     copy_extra_trees(rootfs, settings.extra_trees, log)
     capture_etc_defaults(rootfs, settings.brand.id)
+    if regenerate:
+        place_first_boot_flag(rootfs)
     kernel_src, initrd_src = find_boot_files(rootfs)
     kernel = out / "vmlinuz"
     shutil.copyfile(kernel_src, kernel)

@@ -4,7 +4,8 @@ set-up, networking and the update agent.
 - An initramfs-tools hook and ``local-bottom`` script that open the boot entry's /usr slot
   with dm-verity (``verity.usr=``, ``verity.usrhash=``, ``verity.usroffset=``) and mount it
   read-only on the new root's ``/usr``; the initrd is regenerated with them.
-- Units: the agent; copying missing ``/etc`` defaults from ``/usr``; growing ROOT to the
+- Units: first-boot provisioning (Ignition configs, docs/ignition.md); the agent; copying
+  missing ``/etc`` defaults from ``/usr``; growing ROOT to the
   disk on first boot; ssh host keys made on the machine, never shipped in the image.
 - systemd-networkd with DHCP on every Ethernet link; the ESP on ``/boot`` and OEM on
   ``/oem``; systemd-bless-boot masked, because the agent blesses a boot entry only after
@@ -108,17 +109,54 @@ def render_fstab() -> str:
     )
 
 
+FIRST_BOOT_FLAG = "etc/.wellcar-first-boot"
+
+
+def brand_domain(settings: BuildSettings) -> str:
+    """The reverse-DNS name of the brand's QEMU fw_cfg key (``opt/<domain>/config``), as
+    Flatcar's is ``org.flatcar-linux``."""
+    return f"org.{settings.brand.id}-linux"
+
+
 def render_units(settings: BuildSettings) -> dict[str, str]:
     brand = settings.brand
     share, state = f"/usr/share/{brand.id}", f"/var/lib/{brand.id}"
+    python = "Environment=PYTHONPATH=/usr/lib/wellcar/python"
     return {
+        f"{brand.id}-ignition.service": f"""[Unit]
+Description={brand.name} first-boot provisioning (Ignition)
+ConditionPathExists=/{FIRST_BOOT_FLAG}
+After=oem.mount network-online.target
+Wants=network-online.target
+Before=multi-user.target systemd-user-sessions.service ssh.service getty.target
+Before={brand.id}-agent.service
+OnFailure=emergency.target
+OnFailureJobMode=replace-irreversibly
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+{python}
+ExecStart=/usr/bin/python3 -m wellcar.ignition first-boot --root / \
+    --brand-domain {brand_domain(settings)} --flag /{FIRST_BOOT_FLAG} --oem-dir /oem
+# Units and links the config wrote are loaded, and the default target queued again, so
+# the units it enabled start in this same boot.
+ExecStartPost=/usr/bin/systemctl daemon-reload
+ExecStartPost=/usr/bin/systemctl --no-block start default.target
+StandardOutput=journal+console
+StandardError=journal+console
+TimeoutStartSec=15min
+
+[Install]
+WantedBy=multi-user.target
+""",
         f"{brand.id}-agent.service": f"""[Unit]
 Description={brand.name} update agent
 After=network-online.target
 Wants=network-online.target
 
 [Service]
-Environment=PYTHONPATH=/usr/lib/wellcar/python
+{python}
 ExecStart=/usr/bin/python3 -m wellcar.agent run --brand {brand.id}
 Restart=on-failure
 RestartSec=10
@@ -193,12 +231,19 @@ def install_node_setup(rootfs: Path, settings: BuildSettings, log: Path | None) 
     machine_id = rootfs / "etc/machine-id"
     machine_id.unlink(missing_ok=True)
     machine_id.write_text("", encoding="ascii")
+    _write(rootfs / "etc/hostname", "localhost\n")
     (rootfs / "var/lib/dbus/machine-id").unlink(missing_ok=True)
     enabled = [*units, "systemd-networkd.service"]
     run_tool("node-setup", ["systemctl", f"--root={rootfs}", "enable", *enabled], log=log)
     run_tool("node-setup", ["systemctl", f"--root={rootfs}", "mask",
                             "systemd-bless-boot.service"], log=log)  # fmt: skip
     return enabled
+
+
+def place_first_boot_flag(rootfs: Path) -> None:
+    """After the /etc defaults are captured: the flag must not come back from them once
+    provisioning removed it."""
+    _write(rootfs / FIRST_BOOT_FLAG, "")
 
 
 def regenerate_initrd(rootfs: Path, log: Path | None) -> Path:

@@ -1,0 +1,101 @@
+"""The real build: mmdebstrap of the default package set, end to end, twice (N and N+1,
+shared with the VM tests), plus a rebuild of N that must give the same /usr bytes."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from .builds import OLD_LIBSSL, VERSION_N, OsBuilds, build_os, package_cache
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
+
+
+def manifest(path: Path) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in path.read_text().split())
+
+
+def test_outputs_and_package_manifests(os_builds: OsBuilds) -> None:
+    n, n1 = os_builds.n, os_builds.n1
+    for build in (n, n1):
+        for name in ("disk.img", "usr.img", "vmlinuz", "initrd.img", "update.payload",
+                     "packages.txt", "version.txt", "SHA256SUMS", "build.log"):  # fmt: skip
+            assert build.file(name).is_file(), (build.version, name)
+        assert not (build.output / ".work/root-tree").exists()
+    old, new = manifest(n.file("packages.txt")), manifest(n1.file("packages.txt"))
+    for name in ("systemd", "linux-image-amd64", "openssh-server", "containerd", "docker.io",
+                 "python3", "busybox-static", "cryptsetup-bin"):  # fmt: skip
+        assert name in old, name
+    # One package upgraded, nothing else moved.
+    assert {k for k in old.keys() | new.keys() if old.get(k) != new.get(k)} == {"libssl3"}
+    assert old["libssl3"] == OLD_LIBSSL
+    assert n.file("initrd.img").stat().st_size > 1 << 20
+
+
+def test_usr_image_is_verity_sealed(os_builds: OsBuilds) -> None:
+    n = os_builds.n
+    version = n.version_txt
+    assert version["WELLCAR_USR_ROOT_HASH"] == n.result.root_hash
+    offset = version["WELLCAR_USR_HASH_OFFSET"]
+    usr = str(n.file("usr.img"))
+    argv = ["veritysetup", "verify", f"--hash-offset={offset}", usr, usr, n.result.root_hash]
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+
+
+def test_branding_and_node_setup(os_builds: OsBuilds) -> None:
+    rootfs = os_builds.n.output / ".work/rootfs"
+    os_release = (rootfs / "usr/lib/os-release").read_text()
+    assert 'ID="wellcar"' in os_release and "debian" not in os_release.lower()
+    assert 'ID_LIKE="flatcar coreos"' in os_release
+    for name in ("etc/issue", "etc/motd"):
+        assert "debian" not in (rootfs / name).read_text().lower(), name
+    assert (rootfs / "etc/flatcar").readlink() == Path("wellcar")
+    units = rootfs / "etc/systemd/system"
+    for unit, target in (("wellcar-agent.service", "multi-user.target.wants"),
+                         ("wellcar-ignition.service", "multi-user.target.wants"),
+                         ("wellcar-etc-defaults.service", "sysinit.target.wants")):  # fmt: skip
+        assert (units / target / unit).is_symlink(), unit
+    assert (units / "systemd-bless-boot.service").readlink() == Path("/dev/null")
+    assert not list((rootfs / "etc/ssh").glob("ssh_host_*"))  # made on each machine
+    assert (rootfs / "etc/machine-id").read_text() == ""
+    assert (rootfs / "etc/.wellcar-first-boot").exists()
+    assert not (rootfs / "usr/share/wellcar/etc-defaults/.wellcar-first-boot").exists()
+    # The initrd carries the verity /usr script and veritysetup.
+    listing = subprocess.run(["lsinitramfs", str(os_builds.n.file("initrd.img"))],
+                             capture_output=True, text=True, check=False).stdout  # fmt: skip
+    if listing:  # lsinitramfs is initramfs-tools' (not on every build host)
+        assert "scripts/local-bottom/wellcar-usr" in listing
+        assert "sbin/veritysetup" in listing
+    # The node's side of Wellcar imports on the image's python3 with the image's libraries.
+    code = (
+        "import sys; sys.path.insert(0, '/usr/lib/wellcar/python'); "
+        "import wellcar.agent.daemon, wellcar.payload.apply, wellcar.disk, "
+        "wellcar.ignition.firstboot"
+    )
+    done = subprocess.run(["chroot", str(rootfs), "/usr/bin/python3", "-c", code],
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_package_cache_holds_every_deb(os_builds: OsBuilds) -> None:
+    debs = {p.name.split("_")[0] for p in package_cache().glob("*.deb")}
+    packages = manifest(os_builds.n1.file("packages.txt"))
+    assert set(packages) <= debs, sorted(set(packages) - debs)[:10]
+
+
+def test_rebuild_gives_the_same_usr_image(os_builds: OsBuilds, tmp_path: Path) -> None:
+    started = time.perf_counter()
+    again = build_os(VERSION_N, OLD_LIBSSL, tmp_path / "again", os_builds.signing_key,
+                     os_builds.key_dir)  # fmt: skip
+    print(f"\nwarm rebuild of {VERSION_N}: {time.perf_counter() - started:.0f} s, "
+          f"steps {again.result.seconds}")  # fmt: skip
+    assert again.result.root_hash == os_builds.n.result.root_hash
+    first, second = os_builds.n.file("usr.img"), again.file("usr.img")
+    assert first.stat().st_size == second.stat().st_size
+    with first.open("rb") as a, second.open("rb") as b:
+        while chunk := a.read(1 << 24):
+            assert chunk == b.read(1 << 24)

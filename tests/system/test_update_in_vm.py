@@ -1,0 +1,355 @@
+"""The proof, in QEMU: a Wellcar node updates itself and falls back by itself.
+
+One VM runs the whole story on the real images N and N+1 (tests/system/builds.py), with
+`wellcar serve` and a payload mirror on 127.0.0.1 reached through guestfwd only:
+
+1. N boots, provisioned by an Ignition config over fw_cfg (Flatcar's key): a user with an
+   ssh key, a file, a unit that runs a container built on the machine. /usr is erofs on
+   dm-verity; the agent checks in.
+2. N+1 is published. QEMU is killed (power loss) while the agent writes the other slot;
+   the node boots N again, and its next check completes the update: it reboots into N+1
+   from slot B and reports 3/2, the server shows the instance complete.
+3. A broken N+2 is published (correctly signed, but its /usr root hash is wrong, so its
+   kernel cannot mount /usr). The node installs it, reboots, the initrd fails, systemd-boot's
+   boot counting falls back to N+1, and the server sees errorcode 44.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+
+from wellcar.cli.api_client import ApiClient
+from wellcar.disk import USR_A_UUID, USR_B_UUID
+from wellcar.omaha.model import FLATCAR_APP_ID
+from wellcar.payload.generate import GenerateOptions, PayloadInputs, generate_payload
+from wellcar.payload.manifest import UsrVerity
+from wellcar.payload.signing import load_signing_key
+from wellcar.server.api.models import (
+    AppCreate,
+    ChannelCreate,
+    ChannelUpdate,
+    FlatcarActionInput,
+    GroupCreate,
+    PackageCreate,
+)
+from wellcar.server.fleet_codes import InstanceStatus
+from wellcar.vm import FwCfgEntry, GuestForward, Vm, VmConfig, free_loopback_port
+
+from ..server.server_processes import serve_processes
+from .builds import VERSION_N, VERSION_N1, OsBuilds
+from .mirror import Mirror, serve_mirror
+
+VERSION_N2 = "4893.0.2"
+TOKEN = "vm-admin-token"
+GUEST_SERVER = "10.0.2.100"  # where the guest reaches the test's servers (guestfwd)
+SERVER_PORT, MIRROR_PORT = 8000, 8080
+BOOT_TIMEOUT = 900.0  # TCG on a loaded two-core machine
+STEP_TIMEOUT = 1200.0
+QEMU_TOOLS = ("qemu-system-x86_64", "qemu-img", "ssh", "ssh-keygen")
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
+
+T = TypeVar("T")
+
+
+def wait_until(what: str, probe: Callable[[], T | None], timeout: float, every: float = 2.0) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(every)
+
+
+# --- what the node is given -------------------------------------------------------------
+
+
+def data_url(text: str) -> str:
+    return "data:," + urllib.parse.quote(text)
+
+
+HELLO_UNIT = """[Unit]
+Description=Run a container built on this machine
+Requires=docker.service
+After=docker.service
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStartPre=/bin/cp /usr/bin/busybox /var/lib/hello/busybox
+ExecStartPre=/usr/bin/docker build -q -t local/hello /var/lib/hello
+ExecStart=/usr/bin/docker run --rm --network none local/hello echo hello from a container
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def file_entry(path: str, text: str) -> dict[str, object]:
+    return {"path": path, "mode": 0o644, "overwrite": True,
+            "contents": {"source": data_url(text)}}  # fmt: skip
+
+
+def ignition_config(public_key: str) -> dict[str, object]:
+    update_conf = (
+        f"SERVER=http://{GUEST_SERVER}:{SERVER_PORT}/v1/update/\nGROUP=stable\n"
+        "CHECK_INITIAL_DELAY=10s\nCHECK_INTERVAL=15s\nCHECK_FUZZ=2s\nMAX_BACKOFF=30s\n"
+        "BOOT_ASSESSMENT_GRACE=10s\n"
+    )
+    dockerfile = 'FROM scratch\nCOPY busybox /bin/busybox\nENTRYPOINT ["/bin/busybox"]\n'
+    return {
+        "ignition": {"version": "3.4.0"},
+        "passwd": {
+            "users": [
+                {"name": "root", "sshAuthorizedKeys": [public_key]},
+                {"name": "core", "sshAuthorizedKeys": [public_key], "groups": ["docker"]},
+            ]
+        },
+        "storage": {
+            "files": [
+                file_entry("/etc/wellcar/update.conf", update_conf),
+                file_entry("/etc/provisioned-by", "ignition\n"),
+                file_entry("/var/lib/hello/Dockerfile", dockerfile),
+            ]
+        },
+        "systemd": {"units": [{"name": "hello.service", "enabled": True, "contents": HELLO_UNIT}]},
+    }
+
+
+# --- the update server side -------------------------------------------------------------
+
+
+@dataclass
+class Fleet:
+    api: ApiClient
+    app: str
+    channel: str
+    group: str
+    mirror: Mirror
+
+    def publish(self, version: str, payload: Path) -> None:
+        self.mirror.add(f"{version}/wellcar_update.payload", payload)
+        data = payload.read_bytes()
+        package = self.api.create_package(
+            self.app,
+            PackageCreate(
+                type=1, version=version, arch=1,
+                url=f"http://{GUEST_SERVER}:{MIRROR_PORT}/{version}/",
+                filename="wellcar_update.payload", size=str(len(data)),
+                hash=base64.b64encode(hashlib.sha1(data).digest()).decode(),
+                flatcar_action=FlatcarActionInput(
+                    sha256=base64.b64encode(hashlib.sha256(data).digest()).decode()
+                ),
+                channels_blacklist=[],
+            ),
+        )  # fmt: skip
+        self.api.update_channel(self.app, self.channel, ChannelUpdate(package_id=package.id))
+
+    def instance(self) -> tuple[str, str, InstanceStatus] | None:
+        """(id, version, status) of the one instance, once it has checked in."""
+        page = self.api.list_instances(self.app, self.group, perpage=10)
+        for item in page.instances:
+            if item.application is not None:
+                status = InstanceStatus(item.application.status)
+                return item.id, item.application.version, status
+        return None
+
+    def error_codes(self, instance_id: str, version: str) -> set[str]:
+        history = self.api.status_history(self.app, self.group, instance_id, limit=50)
+        return {e.error_code for e in history if e.version == version and e.error_code}
+
+
+@contextmanager
+def update_server(tmp_path: Path) -> Iterator[tuple[Fleet, int]]:
+    env = {**os.environ, "WELLCAR_ADMIN_TOKEN": TOKEN, "WELLCAR_READ_TOKEN": TOKEN}
+    with (
+        serve_processes(tmp_path / "server", 1, extra_env=env) as (url,),
+        serve_mirror(tmp_path / "mirror") as mirror,
+    ):
+        api = ApiClient(url, TOKEN)
+        app = api.create_app(AppCreate(id=FLATCAR_APP_ID, name="wellcar", description="vm")).id
+        channel = api.create_channel(app, ChannelCreate(name="stable", color="#000", arch=1)).id
+        group = api.create_group(
+            app,
+            GroupCreate(
+                name="Stable", track="stable", channel_id=channel, description="vm",
+                policy_updates_enabled=True, policy_safe_mode=False, policy_office_hours=False,
+                policy_timezone="UTC", policy_period_interval="1 minute",
+                policy_max_updates_per_period=10, policy_update_timeout="60 minutes",
+            ),
+        ).id  # fmt: skip
+        yield Fleet(api, app, channel, group, mirror), int(url.rsplit(":", 1)[1])
+
+
+# --- the node ---------------------------------------------------------------------------
+
+
+@dataclass
+class Node:
+    vm: Vm
+    key: Path
+
+    def ssh(self, command: str, user: str = "root", check: bool = True) -> str:
+        done = self.vm.ssh(command, user=user, key=self.key, timeout=180)
+        if check:
+            assert done.returncode == 0, f"{command!r} failed: {done.stderr[-2000:]}"
+        return done.stdout
+
+    def wait_for_ssh(self) -> None:
+        def answers() -> bool:
+            return self.vm.ssh("true", user="root", key=self.key, timeout=60).returncode == 0
+
+        wait_until("ssh", answers, 300, every=3)
+
+    def boot(self, slot_uuid: str) -> None:
+        """Follow one boot on the console: the initrd mounts that slot's /usr, then a login
+        prompt; then ssh answers."""
+        self.vm.wait_for_line(f"wellcar: /usr is PARTUUID={slot_uuid}", BOOT_TIMEOUT)
+        self.vm.wait_for_line(r"login:", BOOT_TIMEOUT)
+        self.wait_for_ssh()
+
+    def agent_status(self) -> dict[str, object]:
+        text = self.ssh("cat /var/lib/wellcar/status.json", check=False)
+        try:
+            loaded: dict[str, object] = json.loads(text)
+            return loaded
+        except ValueError:
+            return {}
+
+    def running(self) -> tuple[str, str]:
+        """(slot letter from the kernel command line, VERSION_ID of the mounted /usr)."""
+        out = self.ssh("cat /proc/cmdline; . /usr/lib/os-release; echo $VERSION_ID")
+        cmdline, version = out.strip().splitlines()[-2:]
+        words = dict(w.partition("=")[::2] for w in cmdline.split())
+        return words.get("wellcar.slot", "?"), version
+
+
+def skip_unless_vm_tools() -> None:
+    missing = [tool for tool in QEMU_TOOLS if shutil.which(tool) is None]
+    if missing:
+        pytest.skip(f"needs {', '.join(missing)}")
+
+
+def broken_payload(builds: OsBuilds, out: Path) -> Path:
+    """N+2: a correctly signed update whose /usr root hash is wrong, so the initrd's
+    dm-verity refuses it (a delta against N+1: small, and quick to apply)."""
+    n1 = builds.n1
+    good = n1.result.root_hash
+    wrong = ("0" if good[0] != "0" else "1") + good[1:]
+    offset = int(n1.version_txt["WELLCAR_USR_HASH_OFFSET"])
+    generate_payload(
+        PayloadInputs(
+            new_usr=n1.file("usr.img"), old_usr=n1.file("usr.img"), kernel=n1.file("vmlinuz"),
+            initrd=n1.file("initrd.img"), usr_verity=UsrVerity(wrong, offset),
+        ),
+        out, [load_signing_key(builds.signing_key)], GenerateOptions(zstd_level=3),
+    )  # fmt: skip
+    return out
+
+
+def test_node_updates_itself_survives_power_loss_and_falls_back(
+    os_builds: OsBuilds, tmp_path: Path
+) -> None:
+    skip_unless_vm_tools()
+    key = tmp_path / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    config = tmp_path / "config.ign"
+    config.write_text(json.dumps(ignition_config(key.with_suffix(".pub").read_text().strip())))
+
+    with update_server(tmp_path) as (fleet, server_port):
+        vm_config = VmConfig(
+            image=os_builds.n.file("disk.img"),
+            memory_mib=2048,
+            cpus=2,
+            ssh_port=free_loopback_port(),
+            guest_forwards=(
+                GuestForward(GUEST_SERVER, SERVER_PORT, server_port),
+                GuestForward(GUEST_SERVER, MIRROR_PORT, fleet.mirror.port),
+            ),
+            fw_cfg=(FwCfgEntry("opt/org.flatcar-linux/config", config),),
+            serial_log=tmp_path / "serial.log",
+        )
+        with Vm(vm_config) as vm:
+            node = Node(vm, key)  # started by the with statement
+            node.boot(str(USR_A_UUID))
+
+            # --- 1. N, provisioned; /usr read-only on dm-verity; containers run.
+            assert node.running() == ("a", VERSION_N)
+            table = node.ssh("dmsetup table usr")
+            assert " verity " in table and os_builds.n.result.root_hash in table
+            assert node.ssh("findmnt -n -o FSTYPE,OPTIONS /usr").startswith("erofs ro,")
+            assert "Read-only file system" in vm.ssh("touch /usr/x", user="root", key=key).stderr
+            assert node.ssh("id -un", user="core").strip() == "core"
+            assert node.ssh("cat /etc/provisioned-by") == "ignition\n"
+            assert not node.ssh("ls -a /etc").count(".wellcar-first-boot")
+            wait_until(
+                "hello.service to run its container",
+                lambda: (
+                    "hello from a container"
+                    in node.ssh("journalctl -u hello.service --no-pager", check=False)
+                ),
+                300,
+            )
+            assert node.ssh("systemctl is-active hello.service").strip() == "active"
+            # The agent checks in with N.
+            instance = wait_until("the agent's check-in", fleet.instance, 300)
+            instance_id = instance[0]
+            assert instance[1] == VERSION_N
+
+            # --- 2. N+1 published; power loss while the slot is being written.
+            fleet.publish(VERSION_N1, os_builds.n1.file("update.payload"))
+
+            def writing_the_slot() -> bool:
+                return node.agent_status().get("state") == "UPDATE_STATUS_FINALIZING"
+
+            wait_until("the agent to write slot B", writing_the_slot, STEP_TIMEOUT, every=1)
+            time.sleep(3)
+            found = fleet.instance()
+            assert found is not None and found[2] is not InstanceStatus.COMPLETE
+            vm.kill()
+            vm.start()
+            node.boot(str(USR_A_UUID))  # still N, from slot A
+            assert node.running() == ("a", VERSION_N)
+            # The next check completes the update: reboot into N+1 from slot B.
+            node.boot(str(USR_B_UUID))
+            assert node.running() == ("b", VERSION_N1)
+
+            def complete_on_n1() -> bool:
+                found = fleet.instance()
+                return found is not None and found[1:] == (VERSION_N1, InstanceStatus.COMPLETE)
+
+            wait_until("the server to see N+1 complete", complete_on_n1, 300)
+            assert node.ssh("ls /boot/loader/entries").split() == ["wellcar-a.conf",
+                                                                     "wellcar-b.conf"]  # fmt: skip
+
+            # --- 3. A broken N+2: its kernel cannot mount /usr; boot counting falls back.
+            fleet.publish(VERSION_N2, broken_payload(os_builds, tmp_path / "n2.payload"))
+            vm.wait_for_line(r"wellcar: (dm-verity cannot open|cannot mount) /usr", STEP_TIMEOUT)
+            node.boot(str(USR_B_UUID))
+            assert node.running() == ("b", VERSION_N1)
+            wait_until(
+                "errorcode 44 for N+2 on the server",
+                lambda: "44" in fleet.error_codes(instance_id, VERSION_N2),
+                300,
+            )
+            status = node.agent_status()
+            assert status.get("rolled_back_version") == VERSION_N2
+            found = fleet.instance()
+            assert found is not None and found[1] == VERSION_N1
+            vm.stop()
