@@ -211,6 +211,7 @@ def test_without_a_shipped_root_payload_signatures_alone_decide(
         offer_update(node, payloads.good, mirror.url_of("p"))
         agent = node.agent()
         assert agent.check() is CheckResult.UPDATED
+        TrustGate.from_config(node.config).log_mode()  # what the runner logs at start
     off = [r for r in caplog.records if r.getMessage().startswith("trust off")]
     assert len(off) == 1
     assert not node.config.trust_dir.exists()
@@ -235,6 +236,7 @@ def test_a_shipped_root_without_a_repository_refuses_every_update(
     assert "no update is installed without verified release metadata" in message
     assert errors_reported(node) == [1]
     assert target_is_unbootable(node)
+    TrustGate.from_config(node.config).log_mode()
     assert any(r.getMessage().startswith("trust misconfigured") for r in caplog.records)
 
 

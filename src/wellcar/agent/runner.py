@@ -114,6 +114,8 @@ def run_agent(
         os.getpid(), agent.running_version(), config.server, config.group,
         config.reboot_strategy.value, disk_image or "this machine", service.control.path,
     )  # fmt: skip
+    if parts.trust is not None:
+        parts.trust.log_mode()
     signals: list[int] = []
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

@@ -114,8 +114,8 @@ class TrustGate:
 
     @classmethod
     def from_config(cls, config: AgentConfig) -> TrustGate:
-        """The gate for ``config``; logs once whether TUF is on, off, or misconfigured."""
-        gate = cls(
+        """The gate for ``config``; :meth:`log_mode` says whether TUF is on."""
+        return cls(
             config.trust_root,
             config.trust_dir,
             config.release_repository,
@@ -123,20 +123,22 @@ class TrustGate:
             running_version=config.version,
             http_timeout=config.http_timeout.total_seconds(),
         )
-        if not gate.required:
+
+    def log_mode(self) -> None:
+        """Once, after the agent started: whether TUF is on, off, or misconfigured."""
+        if not self.required:
             log.info(
                 "trust off root=%s: no TUF root shipped, payloads are checked by their "
                 "signature only",
-                config.trust_root,
+                self.trust_root,
             )
-        elif config.release_repository is None:
-            log.error("trust misconfigured root=%s: %s", config.trust_root, gate._no_repository())
+        elif self.repository is None:
+            log.error("trust misconfigured root=%s: %s", self.trust_root, self._no_repository())
         else:
             log.info(
                 "trust on root=%s repository=%s cache=%s",
-                config.trust_root, config.release_repository, config.trust_dir,
+                self.trust_root, self.repository, self.metadata_dir,
             )  # fmt: skip
-        return gate
 
     def _no_repository(self) -> str:
         return (

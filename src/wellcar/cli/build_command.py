@@ -18,6 +18,7 @@ from rich.table import Table
 
 from wellcar.disk.sizes import format_size
 from wellcar.image import ImageBuildError, build, resolve_settings
+from wellcar.image.preflight import preflight
 from wellcar.image.settings import SETTINGS, cli_name
 
 
@@ -27,6 +28,7 @@ def _build(**options: Any) -> None:
     console = Console(stderr=True)
     try:
         settings = resolve_settings(profile, options)
+        preflight(settings)  # before the progress display: its errors are one line
         with Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -39,10 +41,15 @@ def _build(**options: Any) -> None:
             def on_step(name: str, index: int, total: int) -> None:
                 progress.update(task, description=name, completed=index, total=total)
 
-            result = build(settings, on_step=on_step, keep_work=keep_work)
+            result = build(settings, on_step=on_step, keep_work=keep_work, checked=True)
             progress.update(task, description="done", completed=progress.tasks[0].total)
     except ImageBuildError as exc:
-        console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+        # One line; a tool's output tail is in build.log (its path is in the message).
+        first, *rest = str(exc).splitlines()
+        log = options.get("output") or "the output folder"
+        hint = f" (the rest is in build.log in {log})" if rest else ""
+        console.print(f"[red]error:[/red] {first.rstrip(':')}{hint}", markup=True,
+                      highlight=False, soft_wrap=True)  # fmt: skip
         raise typer.Exit(1) from exc
     table = Table(title=f"{settings.brand.name} {settings.version} in {result.output}")
     table.add_column("file")
@@ -50,8 +57,6 @@ def _build(**options: Any) -> None:
     for name, size in result.files.items():
         table.add_row(name, format_size(size))
     Console().print(table)
-    if result.skipped_packages:
-        console.print(f"not on the mirror, skipped: {', '.join(result.skipped_packages)}")
     typer.echo(f"usr root hash {result.root_hash}")
 
 
@@ -93,7 +98,7 @@ def _parameters() -> list[inspect.Parameter]:
 
 def _make_command() -> Any:
     def build_command(**options: Any) -> None:
-        """Build the OS image (disk.img, usr.img + usr.verity, kernel, initrd, update
+        """Build the OS image (disk.img, usr.img with its verity hash tree, kernel, initrd, update
         payload, package manifest) into the output directory. Needs root (mmdebstrap)."""
         _build(**options)
 

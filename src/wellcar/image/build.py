@@ -25,6 +25,7 @@ from .branding import apply_branding, capture_etc_defaults
 from .disk_image import assemble_disk, stage_root_tree
 from .errors import ImageBuildError, ImageContentError
 from .node_setup import install_node_setup, place_first_boot_flag, regenerate_initrd
+from .preflight import preflight, remove_outputs
 from .rootfs import (
     find_boot_files,
     install_wellcar,
@@ -58,7 +59,6 @@ class BuildResult:
     output: Path
     root_hash: str
     packages: dict[str, str]
-    skipped_packages: tuple[str, ...]
     files: dict[str, int] = field(default_factory=dict)  # name -> size in bytes
     seconds: dict[str, float] = field(default_factory=dict)  # step -> duration
 
@@ -102,99 +102,132 @@ def build(
     rootfs: Path | None = None,
     on_step: StepCallback | None = None,
     keep_work: bool = False,
+    checked: bool = False,
 ) -> BuildResult:
     """Run the build into ``settings.output``. With ``rootfs`` (a prepared tree, as the
     tests use) the mmdebstrap step is skipped and that tree is modified in place, and
-    the node set-up (units, initrd) only runs when the tree has a kernel's modules."""
+    the node set-up (units, initrd) only runs when the tree has a kernel's modules.
+
+    Tools, packages and free space are checked before anything long starts. A failed
+    build removes the outputs it wrote (build.log stays, ending with the error), so no
+    half-written image is left looking finished; SHA256SUMS, written last, marks one
+    that is. ``checked``: the caller already ran :func:`preflight`."""
     out = settings.output
     out.mkdir(parents=True, exist_ok=True)
-    work = out / ".work"
     log = out / "build.log"
     log.write_text(f"# wellcar build {settings.version}\n", encoding="utf-8")
-    keys = _signing_keys(settings)  # fail before the long steps, not after them
-    seconds: dict[str, float] = {}
-    current: list[tuple[str, float]] = []
-
-    def step(name: str) -> None:
-        now = time.perf_counter()
-        if current:
-            seconds[current[-1][0]] = now - current[-1][1]
-        current.append((name, now))
-        with log.open("a", encoding="utf-8") as out_log:
-            out_log.write(f"## step {name}\n")
-        if on_step is not None:
-            on_step(name, STEPS.index(name), len(STEPS))
-
-    step("rootfs")
-    regenerate = rootfs is None or (rootfs / "usr/lib/modules").is_dir()
-    skipped: tuple[str, ...] = ()
-    if rootfs is None:
-        rootfs = work / "rootfs"
-        if rootfs.exists():
-            shutil.rmtree(rootfs)
-        work.mkdir(parents=True, exist_ok=True)
-        skipped = run_mmdebstrap(settings, rootfs, log)
-    step("manifest")
-    packages = installed_packages(rootfs)
-    (out / "packages.txt").write_text(render_manifest(packages), encoding="utf-8")
-    step("install-wellcar")
-    install_wellcar(rootfs)
-    step("branding")
-    apply_branding(rootfs, settings)
-    step("node-setup")
-    if regenerate:
-        install_node_setup(rootfs, settings, log)
-        regenerate_initrd(rootfs, log)
-    copy_extra_trees(rootfs, settings.extra_trees, log)
-    capture_etc_defaults(rootfs, settings.brand.id)
-    if regenerate:
-        place_first_boot_flag(rootfs)
-    kernel_src, initrd_src = find_boot_files(rootfs)
-    kernel = out / "vmlinuz"
-    shutil.copyfile(kernel_src, kernel)
-    initrd: Path | None = None
-    if initrd_src is not None:
-        initrd = out / "initrd.img"
-        shutil.copyfile(initrd_src, initrd)
-    step("usr-image")
-    usr = build_usr_image(rootfs / "usr", out, epoch=settings.epoch,
-                          seed=settings.seed("usr"), log=log)  # fmt: skip
-    step("root-fs")
-    root_tree = stage_root_tree(rootfs, work / "root-tree", settings.epoch, log)
-    step("disk")
-    assemble_disk(settings, usr, root_tree, kernel, initrd, out=out / "disk.img",
-                  work=work, log=log)  # fmt: skip
-    step("payload")
+    remove_outputs(out)  # a previous build's files must not mix with this one's
+    run = _BuildRun(settings, out, log, on_step)
     try:
-        generate_payload(
-            PayloadInputs(
-                new_usr=usr.image,
-                kernel=kernel,
-                initrd=initrd,
-                usr_verity=UsrVerity(usr.root_hash, usr.data_size),
-            ),
-            out / PAYLOAD_NAME,
-            keys,
-            GenerateOptions(zstd_level=settings.payload_zstd_level, try_bsdiff=False),
+        if not checked:
+            preflight(settings, packages=rootfs is None)
+        return run.steps(rootfs, keep_work)
+    except BaseException as exc:
+        remove_outputs(out)
+        failure = exc
+        if isinstance(exc, OSError):
+            where = f" ({exc.filename})" if exc.filename else ""
+            failure = ImageBuildError(run.current, f"{exc.strerror or exc}{where}")
+        with log.open("a", encoding="utf-8") as out_log:
+            out_log.write(f"## failed: {failure}\n")
+        if failure is not exc:
+            raise failure from exc
+        raise
+
+
+class _BuildRun:
+    """One build's bookkeeping: the current step, its timings and the progress callback."""
+
+    def __init__(
+        self, settings: BuildSettings, out: Path, log: Path, on_step: StepCallback | None
+    ) -> None:
+        self.settings, self.out, self.log, self.on_step = settings, out, log, on_step
+        self.current = "preflight"
+        self.seconds: dict[str, float] = {}
+        self._started = time.perf_counter()
+
+    def step(self, name: str) -> None:
+        now = time.perf_counter()
+        if self.current in STEPS:
+            self.seconds[self.current] = now - self._started
+        self.current, self._started = name, now
+        with self.log.open("a", encoding="utf-8") as out_log:
+            out_log.write(f"## step {name}\n")
+        if self.on_step is not None:
+            self.on_step(name, STEPS.index(name), len(STEPS))
+
+    def steps(self, rootfs: Path | None, keep_work: bool) -> BuildResult:
+        settings, out, log, step = self.settings, self.out, self.log, self.step
+        work = out / ".work"
+        keys = _signing_keys(settings)  # fail before the long steps, not after them
+        step("rootfs")
+        regenerate = rootfs is None or (rootfs / "usr/lib/modules").is_dir()
+        if rootfs is None:
+            rootfs = work / "rootfs"
+            if rootfs.exists():
+                shutil.rmtree(rootfs)
+            work.mkdir(parents=True, exist_ok=True)
+            run_mmdebstrap(settings, rootfs, log)
+        step("manifest")
+        packages = installed_packages(rootfs)
+        (out / "packages.txt").write_text(render_manifest(packages), encoding="utf-8")
+        step("install-wellcar")
+        install_wellcar(rootfs)
+        step("branding")
+        apply_branding(rootfs, settings)
+        step("node-setup")
+        if regenerate:
+            install_node_setup(rootfs, settings, log)
+            regenerate_initrd(rootfs, log)
+        copy_extra_trees(rootfs, settings.extra_trees, log)
+        capture_etc_defaults(rootfs, settings.brand.id)
+        if regenerate:
+            place_first_boot_flag(rootfs)
+        kernel_src, initrd_src = find_boot_files(rootfs)
+        kernel = out / "vmlinuz"
+        shutil.copyfile(kernel_src, kernel)
+        initrd: Path | None = None
+        if initrd_src is not None:
+            initrd = out / "initrd.img"
+            shutil.copyfile(initrd_src, initrd)
+        step("usr-image")
+        usr = build_usr_image(rootfs / "usr", out, epoch=settings.epoch,
+                              seed=settings.seed("usr"), log=log)  # fmt: skip
+        step("root-fs")
+        root_tree = stage_root_tree(rootfs, work / "root-tree", settings.epoch, log)
+        step("disk")
+        assemble_disk(settings, usr, root_tree, kernel, initrd, out=out / "disk.img",
+                      work=work, log=log)  # fmt: skip
+        step("payload")
+        try:
+            generate_payload(
+                PayloadInputs(
+                    new_usr=usr.image,
+                    kernel=kernel,
+                    initrd=initrd,
+                    usr_verity=UsrVerity(usr.root_hash, usr.data_size),
+                ),
+                out / PAYLOAD_NAME,
+                keys,
+                GenerateOptions(zstd_level=settings.payload_zstd_level, try_bsdiff=False),
+            )
+        except PayloadError as exc:
+            raise ImageBuildError("payload", str(exc)) from exc
+        step("metadata")
+        (out / "version.txt").write_text(render_version_txt(settings, usr.root_hash, usr.data_size),
+                                         encoding="utf-8")  # fmt: skip
+        if not keep_work and work.exists():
+            shutil.rmtree(work)
+        names = ["disk.img", "usr.img", "vmlinuz", "initrd.img", PAYLOAD_NAME,
+                 "packages.txt", "version.txt"]  # fmt: skip
+        present = [name for name in names if (out / name).is_file()]
+        sums = "".join(f"{_sha256(out / name)}  {name}\n" for name in present)
+        (out / "SHA256SUMS").write_text(sums, encoding="utf-8")
+        self.seconds["metadata"] = time.perf_counter() - self._started
+        return BuildResult(
+            output=out,
+            root_hash=usr.root_hash,
+            packages=packages,
+            files={name: (out / name).stat().st_size for name in [*present, "SHA256SUMS"]},
+            seconds=self.seconds,
         )
-    except PayloadError as exc:
-        raise ImageBuildError("payload", str(exc)) from exc
-    step("metadata")
-    (out / "version.txt").write_text(render_version_txt(settings, usr.root_hash, usr.data_size),
-                                     encoding="utf-8")  # fmt: skip
-    if not keep_work and work.exists():
-        shutil.rmtree(work)
-    names = ["disk.img", "usr.img", "vmlinuz", "initrd.img", PAYLOAD_NAME,
-             "packages.txt", "version.txt"]  # fmt: skip
-    present = [name for name in names if (out / name).is_file()]
-    sums = "".join(f"{_sha256(out / name)}  {name}\n" for name in present)
-    (out / "SHA256SUMS").write_text(sums, encoding="utf-8")
-    seconds["metadata"] = time.perf_counter() - current[-1][1]
-    return BuildResult(
-        output=out,
-        root_hash=usr.root_hash,
-        packages=packages,
-        skipped_packages=skipped,
-        files={name: (out / name).stat().st_size for name in [*present, "SHA256SUMS"]},
-        seconds=seconds,
-    )

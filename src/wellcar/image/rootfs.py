@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
-import subprocess
 import sys
 import sysconfig
-from dataclasses import dataclass
 from pathlib import Path
 
 import wellcar
@@ -55,27 +53,10 @@ main()
 """
 
 
-@dataclass(frozen=True)
-class RootfsResult:
-    path: Path
-    packages: dict[str, str]  # name -> version, as dpkg has them installed
-    skipped_packages: tuple[str, ...]  # requested but not in the mirror
-
-
-def package_available(name: str) -> bool:
-    """Whether the host's apt lists (same snapshot mirrors) know ``name``."""
-    result = subprocess.run(
-        ["apt-cache", "show", "--no-all-versions", name], capture_output=True, check=False
-    )
-    return result.returncode == 0 and b"Package:" in result.stdout
-
-
-def run_mmdebstrap(settings: BuildSettings, rootfs: Path, log: Path) -> tuple[str, ...]:
-    """Install the suite's minbase plus the package list into ``rootfs``; returns the
-    packages skipped because the mirror does not have them (docker.io on some suites)."""
-    wanted = settings.all_packages
-    skipped = tuple(name for name in wanted if not package_available(name))
-    packages = [name for name in wanted if name not in skipped]
+def run_mmdebstrap(settings: BuildSettings, rootfs: Path, log: Path) -> None:
+    """Install the suite's minbase plus the package list into ``rootfs`` (preflight has
+    checked that the apt lists know every package)."""
+    packages = settings.all_packages
     cache = settings.package_cache.expanduser().resolve()
     cache.mkdir(parents=True, exist_ok=True)
     archives = "/var/cache/apt/archives"
@@ -100,7 +81,6 @@ def run_mmdebstrap(settings: BuildSettings, rootfs: Path, log: Path) -> tuple[st
     run_tool("rootfs", argv, log=log, env={"SOURCE_DATE_EPOCH": str(settings.epoch)})
     # sync-out also copies apt's lock file and partial/ directory; keep only the .debs.
     (cache / "lock").unlink(missing_ok=True)
-    return skipped
 
 
 def installed_packages(rootfs: Path) -> dict[str, str]:

@@ -1,0 +1,117 @@
+"""Checks before the first long step: every tool, every package, enough space.
+
+A build takes minutes; a missing tool or a misspelt package found at the end of it wastes
+them, so all of these are checked at once up front and reported together.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from wellcar.disk.sizes import GiB, format_size
+
+from .errors import ImageContentError, MissingToolError
+from .settings import BuildSettings
+
+# Host program -> the Debian package that provides it.
+BUILD_TOOLS: dict[str, str] = {
+    "mmdebstrap": "mmdebstrap",
+    "apt-cache": "apt",
+    "dpkg-query": "dpkg",
+    "mkfs.erofs": "erofs-utils",
+    "veritysetup": "cryptsetup-bin",
+    "mkfs.vfat": "dosfstools",
+    "mmd": "mtools",
+    "mcopy": "mtools",
+    "mkfs.ext4": "e2fsprogs",
+    "debugfs": "e2fsprogs",
+    "systemctl": "systemd",
+    "unshare": "util-linux",
+    "chroot": "coreutils",
+}
+# What a build writes besides the /usr partition content: the rootfs tree, usr.img,
+# disk.img (sparse, but its ROOT and ESP are real bytes), the payload and the work files.
+SPACE_MARGIN = 2 * GiB
+
+
+def missing_tools(tools: dict[str, str] = BUILD_TOOLS) -> list[str]:
+    return [f"{tool} ({package})" for tool, package in tools.items() if not shutil.which(tool)]
+
+
+def check_tools() -> None:
+    missing = missing_tools()
+    if missing:
+        raise MissingToolError(
+            "preflight",
+            f"missing build tools: {', '.join(missing)}; install them (scripts/setup.sh does)",
+        )
+
+
+def unknown_packages(names: tuple[str, ...]) -> list[str]:
+    """The requested packages (``name`` or ``name=version``) the apt lists do not know."""
+    if not names:
+        return []
+    # One apt-cache call for all: it prints a stanza per known package and names the
+    # unknown ones on stderr ("No packages found" / "Unable to locate package X").
+    known: set[str] = set()
+    for name in names:
+        result = subprocess.run(
+            ["apt-cache", "show", "--no-all-versions", name],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode == 0 and "Package:" in result.stdout:
+            known.add(name)
+    return [name for name in names if name not in known]
+
+
+def check_packages(settings: BuildSettings) -> None:
+    unknown = unknown_packages(settings.all_packages)
+    if unknown:
+        raise ImageContentError(
+            "preflight",
+            f"unknown package(s): {', '.join(unknown)} (not in the apt lists; check the "
+            "names and versions, or run apt-get update)",
+        )
+
+
+def required_space(settings: BuildSettings) -> int:
+    return 2 * settings.usr_size + settings.root_size + settings.esp_size + SPACE_MARGIN
+
+
+def check_space(settings: BuildSettings) -> None:
+    directory = settings.output
+    while not directory.exists() and directory != directory.parent:
+        directory = directory.parent
+    stat = os.statvfs(directory)
+    free = stat.f_bavail * stat.f_frsize
+    needed = required_space(settings)
+    if free < needed:
+        raise ImageContentError(
+            "preflight",
+            f"not enough space in {directory}: the build needs about {format_size(needed)}, "
+            f"{format_size(free)} is free; free some or choose another --output",
+        )
+
+
+def preflight(settings: BuildSettings, *, packages: bool = True) -> None:
+    check_tools()
+    check_space(settings)
+    if packages:
+        check_packages(settings)
+
+
+def output_names() -> tuple[str, ...]:
+    """Every file a build leaves in its output folder (SHA256SUMS last: its presence says
+    the build finished)."""
+    return ("disk.img", "usr.img", "vmlinuz", "initrd.img", "update.payload", "packages.txt",
+            "version.txt", "SHA256SUMS")  # fmt: skip
+
+
+def remove_outputs(out: Path) -> None:
+    for name in output_names():
+        (out / name).unlink(missing_ok=True)
