@@ -11,7 +11,6 @@ import pytest
 from typer.testing import CliRunner
 
 from wellcar.cli.main import build_app
-from wellcar.disk.sizes import MiB
 from wellcar.image import ImageBuildError, build
 from wellcar.image.errors import ImageContentError
 from wellcar.image.preflight import (
@@ -80,9 +79,18 @@ def test_a_failed_build_leaves_no_finished_looking_outputs(
     assert (out / "build.log").read_text().splitlines()[-1].startswith("## failed: kernel: ")
 
 
-def test_an_os_error_names_the_step(small_settings: BuildSettings, fake_rootfs: Path) -> None:
-    missing_key = replace(small_settings, signing_key=small_settings.output / "nope.key")
-    with pytest.raises(ImageBuildError, match=r"^payload: cannot load signing key"):
-        build(missing_key, rootfs=fake_rootfs)
+def test_missing_input_files_are_named_at_once(
+    small_settings: BuildSettings, fake_rootfs: Path, tmp_path: Path
+) -> None:
+    brand = replace(small_settings.brand, trust_root=tmp_path / "root.json",
+                    payload_key_dir=tmp_path)  # fmt: skip
+    settings = replace(small_settings, brand=brand, signing_key=tmp_path / "nope.key",
+                       extra_trees=(tmp_path / "tree",))  # fmt: skip
+    with pytest.raises(ImageContentError) as caught:
+        build(settings, rootfs=fake_rootfs)
+    assert str(caught.value) == (
+        f"preflight: trust-root {tmp_path}/root.json is not a file; payload-key-dir {tmp_path} "
+        f"holds no *.pem key; signing-key {tmp_path}/nope.key is not a file; extra tree "
+        f"{tmp_path}/tree is not a directory"
+    )
     assert not (small_settings.output / "SHA256SUMS").exists()
-    assert MiB  # sizes used by the fixtures

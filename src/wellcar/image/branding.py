@@ -49,7 +49,10 @@ def render_release(settings: BuildSettings) -> str:
 
 
 def render_update_conf(brand: BrandProfile) -> str:
-    return f"SERVER={brand.update_server}\nGROUP={brand.update_group}\n"
+    text = f"SERVER={brand.update_server}\nGROUP={brand.update_group}\n"
+    if brand.release_repository:
+        text += f"RELEASE_REPOSITORY={brand.release_repository}\n"
+    return text
 
 
 def render_etc_update_conf(brand: BrandProfile) -> str:
@@ -103,6 +106,10 @@ def apply_branding(rootfs: Path, settings: BuildSettings) -> None:
     _write(rootfs / "etc/motd", render_motd(settings))
     # Debian's motd snippet prints the Debian licence notice at every login.
     (rootfs / "etc/update-motd.d/10-uname").unlink(missing_ok=True)
+    if settings.brand.trust_root is not None:
+        trust = share / "trust"
+        trust.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(settings.brand.trust_root, trust / "root.json")
     if settings.brand.payload_key_dir is not None:
         keys = share / "update-payload-keys"
         keys.mkdir(parents=True, exist_ok=True)

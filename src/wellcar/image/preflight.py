@@ -98,7 +98,24 @@ def check_space(settings: BuildSettings) -> None:
         )
 
 
+def check_inputs(settings: BuildSettings) -> None:
+    """Files the brand profile names must be there before the build starts."""
+    brand = settings.brand
+    problems = []
+    if brand.trust_root is not None and not brand.trust_root.is_file():
+        problems.append(f"trust-root {brand.trust_root} is not a file")
+    if brand.payload_key_dir is not None and not list(brand.payload_key_dir.glob("*.pem")):
+        problems.append(f"payload-key-dir {brand.payload_key_dir} holds no *.pem key")
+    if settings.signing_key is not None and not settings.signing_key.is_file():
+        problems.append(f"signing-key {settings.signing_key} is not a file")
+    problems += [f"extra tree {tree} is not a directory" for tree in settings.extra_trees
+                 if not tree.is_dir()]  # fmt: skip
+    if problems:
+        raise ImageContentError("preflight", "; ".join(problems))
+
+
 def preflight(settings: BuildSettings, *, packages: bool = True) -> None:
+    check_inputs(settings)
     check_tools()
     check_space(settings)
     if packages:

@@ -117,6 +117,7 @@ DEFAULT_PACKAGES: tuple[str, ...] = (
     "python3-typing-extensions",
     "python3-cryptography",
     "python3-zstandard",
+    "python3-urllib3",  # python-tuf (vendored) imports it
 )
 # The same snapshot mirrors as the host's apt sources; named explicitly because
 # mmdebstrap's default security mirror is not reachable from build machines without
@@ -160,6 +161,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("board", B, Kind.IDENT, _const("amd64-usr"), "<ID>_RELEASE_BOARD"),
     Setting("payload_key_dir", B, Kind.OPTIONAL_PATH, _const(None),
             "directory of *.pem public keys installed as trusted payload keys"),
+    Setting("trust_root", B, Kind.OPTIONAL_PATH, _const(None),
+            "TUF root.json shipped as /usr/share/<id>/trust/root.json: the agent then installs "
+            "only releases the release keys signed (docs/trust.md)"),
+    Setting("release_repository", B, Kind.TEXT, _const(""),
+            "RELEASE_REPOSITORY in /usr/share/<id>/update.conf: the release tree whose TUF "
+            "metadata the agent verifies [default: none]"),
     Setting("version", S, Kind.VERSION, today_version,
             "MAJOR.MINOR.PATCH; MAJOR = days since 2013-07-01 UTC, MINOR 0 alpha .. 3 lts "
             "[default: today's alpha, <days>.0.0]"),
@@ -209,6 +216,8 @@ class BrandProfile:
     app_id: str = FLATCAR_APP_ID
     board: str = "amd64-usr"
     payload_key_dir: Path | None = None
+    trust_root: Path | None = None
+    release_repository: str = ""
 
     @property
     def prefix(self) -> str:
