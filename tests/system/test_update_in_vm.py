@@ -273,6 +273,7 @@ def test_node_updates_itself_survives_power_loss_and_falls_back(
     config.write_text(json.dumps(ignition_config(key.with_suffix(".pub").read_text().strip())))
 
     with update_server(tmp_path) as (fleet, server_port):
+        fleet.publish(VERSION_N, os_builds.n.file("update.payload"))  # the channel is at N
         vm_config = VmConfig(
             image=os_builds.n.file("disk.img"),
             memory_mib=2048,

@@ -43,3 +43,35 @@ def test_probe_kvm_prints_a_verdict() -> None:
     result = invoke("probe-kvm", "--timeout", "5")
     assert result.exit_code == 0, result.stderr
     assert result.stdout.startswith("kvm: ")
+
+
+@pytest.mark.slow
+def test_sigterm_powers_the_vm_down(boot_disk: Path, tmp_path: Path) -> None:
+    """QEMU runs in its own session; a SIGTERM to `wellcar vm run` must not leave it."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    log = tmp_path / "serial.log"
+    command = [sys.executable, "-m", "wellcar.cli.main", "vm", "run", str(boot_disk),
+               "--accel", "tcg", "--serial-log", str(log)]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    started = process.stdout.readline()
+    assert started.startswith("VM started (pid "), started
+    qemu = int(started.split("pid ")[1].split(",")[0])
+    time.sleep(2)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 0
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{qemu}/stat") as stat:
+                if stat.read().split()[2] == "Z":
+                    break
+        except FileNotFoundError:
+            break
+        time.sleep(0.2)
+    else:
+        raise AssertionError(f"QEMU (pid {qemu}) still runs after SIGTERM")

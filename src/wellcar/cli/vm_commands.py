@@ -6,9 +6,11 @@ given here, all on 127.0.0.1. Mistakes print one ``error:`` line and exit with s
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -43,6 +45,10 @@ def _copy_console(vm: Vm, offset: int) -> int:
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
     return offset + len(data)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
 @vm_app.command()
@@ -99,6 +105,10 @@ def run(
     if ssh_port is not None:
         out.print(f"ssh: ssh -p {ssh_port} core@127.0.0.1")
     out.print("Ctrl-C powers the VM down.")
+    # QEMU runs in its own session (a Ctrl-C must reach us, not it): a SIGTERM or SIGHUP
+    # must power it down like Ctrl-C does, or it would outlive this command.
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _interrupt)
     offset = 0
     try:
         while vm.is_running():

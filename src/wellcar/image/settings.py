@@ -95,6 +95,7 @@ DEFAULT_PACKAGES: tuple[str, ...] = (
     "openssh-server",
     "containerd",
     "docker.io",
+    "apparmor",  # the Debian kernel enables AppArmor; docker loads its default profile with it
     "iproute2",
     "iptables",
     "iputils-ping",
