@@ -161,12 +161,14 @@ class Fleet:
         )  # fmt: skip
         self.api.update_channel(self.app, self.channel, ChannelUpdate(package_id=package.id))
 
-    def instance(self) -> tuple[str, str, InstanceStatus] | None:
-        """(id, version, status) of the one instance, once it has checked in."""
+    def instance(self) -> tuple[str, str, InstanceStatus | None] | None:
+        """(id, version, update status) of the one instance, once it has checked in; the
+        status is None while the instance never had an update."""
         page = self.api.list_instances(self.app, self.group, perpage=10)
         for item in page.instances:
             if item.application is not None:
-                status = InstanceStatus(item.application.status)
+                raw = item.application.status
+                status = InstanceStatus(raw) if raw is not None else None
                 return item.id, item.application.version, status
         return None
 
@@ -285,6 +287,7 @@ def test_node_updates_itself_survives_power_loss_and_falls_back(
             ),
             fw_cfg=(FwCfgEntry("opt/org.flatcar-linux/config", config),),
             serial_log=tmp_path / "serial.log",
+            disk_size=8 << 30,  # larger than the image: ROOT grows on first boot
         )
         with Vm(vm_config) as vm:
             node = Node(vm, key)  # started by the with statement
@@ -298,6 +301,8 @@ def test_node_updates_itself_survives_power_loss_and_falls_back(
             assert fstype == "erofs" and options.split(",")[0] == "ro"
             assert "Read-only file system" in vm.ssh("touch /usr/x", user="root", key=key).stderr
             assert node.ssh("id -un", user="core").strip() == "core"
+            root_size = int(node.ssh("df --output=size -B1 / | tail -1"))
+            assert root_size > 2 << 30, f"ROOT did not grow: {root_size} bytes"
             assert node.ssh("cat /etc/provisioned-by") == "ignition\n"
             assert not node.ssh("ls -a /etc").count(".wellcar-first-boot")
             wait_until(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -13,6 +16,7 @@ from wellcar.vm import (
     FwCfgEntry,
     GuestForward,
     RunFiles,
+    Vm,
     VmConfig,
     VmError,
     build_qemu_command,
@@ -123,3 +127,28 @@ def test_a_forward_altered_after_validation_is_still_refused_by_the_builder() ->
 def test_bad_values_are_refused(make: object) -> None:
     with pytest.raises(VmError):
         make()  # type: ignore[operator]
+
+
+def test_disk_size_needs_the_overlay_and_whole_mebibytes(tmp_path: Path) -> None:
+    image = tmp_path / "disk.img"
+    with pytest.raises(VmError, match="needs the copy-on-write overlay"):
+        VmConfig(image=image, copy_on_write=False, disk_size=1 << 30)
+    with pytest.raises(VmError, match="not a positive multiple of 1 MiB"):
+        VmConfig(image=image, disk_size=(1 << 30) + 1)
+
+
+@pytest.mark.skipif(shutil.which("qemu-img") is None, reason="qemu-img not installed")
+def test_the_overlay_has_the_requested_size_and_refuses_less_than_the_image(
+    tmp_path: Path,
+) -> None:
+    image = tmp_path / "disk.img"
+    with image.open("wb") as f:
+        f.truncate(64 << 20)
+    vm = Vm(VmConfig(image=image, disk_size=256 << 20))
+    overlay = vm._prepare().disk
+    argv = ["qemu-img", "info", "--output=json", str(overlay)]
+    info = json.loads(subprocess.run(argv, capture_output=True, text=True, check=True).stdout)
+    assert info["virtual-size"] == 256 << 20
+    vm.close()
+    with pytest.raises(VmError, match="smaller than the image"):
+        Vm(VmConfig(image=image, disk_size=32 << 20))._prepare()

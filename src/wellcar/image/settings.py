@@ -190,7 +190,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("usr_size", S, Kind.SIZE, _const(2048 * MiB),
             "size of each /usr partition (USR-A, USR-B)"),
     Setting("esp_size", S, Kind.SIZE, _const(128 * MiB), "size of the EFI system partition"),
-    Setting("root_size", S, Kind.SIZE, _const(256 * MiB),
+    Setting("root_size", S, Kind.SIZE, _const(1024 * MiB),
             "size of ROOT in the image (it grows to the disk on first boot)"),
     Setting("signing_key", S, Kind.OPTIONAL_PATH, _const(None),
             "private key that signs the update payload [default: unsigned]"),
@@ -240,7 +240,7 @@ class BuildSettings:
     source_date_epoch: int | None = None
     usr_size: int = 2048 * MiB  # Flatcar's; the default package set needs ~0.9 GiB
     esp_size: int = 128 * MiB
-    root_size: int = 256 * MiB
+    root_size: int = 1024 * MiB  # room for a full payload download before ROOT grows
     signing_key: Path | None = None
     payload_zstd_level: int = 19
 

@@ -119,6 +119,10 @@ class VmConfig:
     fw_cfg: tuple[FwCfgEntry, ...] = ()
     # True: writes go to a qcow2 overlay (kept across kill()/start()), the image stays untouched.
     copy_on_write: bool = True
+    # The guest's disk size in bytes (None: the image's). Only with copy_on_write: the
+    # overlay is made that large, as a cloud VM's disk is larger than the image written
+    # to it (the OS grows its ROOT into the rest on first boot).
+    disk_size: int | None = None
     accelerator: Accelerator = Accelerator.AUTO
     qemu_binary: str = QEMU_BINARY
     extra_args: tuple[str, ...] = field(default=())
@@ -130,6 +134,11 @@ class VmConfig:
             raise VmError(f"cpus must be at least 1, not {self.cpus}")
         if self.ssh_port is not None:
             _check_port(self.ssh_port, "ssh port")
+        if self.disk_size is not None:
+            if not self.copy_on_write:
+                raise VmError("a disk size needs the copy-on-write overlay (snapshot mode)")
+            if self.disk_size <= 0 or self.disk_size % (1 << 20):
+                raise VmError(f"disk size {self.disk_size} is not a positive multiple of 1 MiB")
         for path, what in (
             (self.image, "image path"),
             (self.ovmf_code, "OVMF code path"),

@@ -122,8 +122,14 @@ class Vm:
         base = self.config.image.resolve()
         create = ["qemu-img", "create", "-q", "-f", "qcow2"]
         backing = ["-F", self.config.image_format.value, "-b", str(base)]
+        wanted = self.config.disk_size
+        if wanted is not None and base.stat().st_size > wanted:
+            raise VmError(
+                f"disk size {wanted} is smaller than the image ({base.stat().st_size} bytes)"
+            )
+        size = [] if wanted is None else [str(wanted)]
         result = subprocess.run(
-            [*create, *backing, str(overlay)],
+            [*create, *backing, str(overlay), *size],
             capture_output=True,
             text=True,
             check=False,
