@@ -64,3 +64,19 @@ def test_pad_to_block(tmp_path: Path) -> None:
     assert pad_to_block(path) == 8192
     assert path.read_bytes()[5000:] == bytes(3192)
     assert pad_to_block(path) == 8192
+
+
+def test_mtimes_of_the_tree_never_reach_the_image(tmp_path: Path) -> None:
+    """The build writes into /usr after mmdebstrap (initrd hooks, Wellcar itself), so its
+    directories carry build-time mtimes. mkfs.erofs -T only clamps times *newer* than the
+    epoch; an older one (a version dated after the build day) is stored as it is, so the
+    tree is set to the epoch first."""
+    import os
+
+    tree = make_tree(tmp_path / "usr")
+    first = build_usr_image(tree, tmp_path / "one", epoch=1700000000, seed="s")
+    for directory in (tree, tree / "lib", tree / "lib/x"):
+        os.utime(directory, (1600000000.5, 1600000000.5))  # before the epoch
+    (tree / "bin/tool").touch()
+    second = build_usr_image(tree, tmp_path / "two", epoch=1700000000, seed="s")
+    assert first.image.read_bytes() == second.image.read_bytes()

@@ -11,7 +11,6 @@ USR-A holds ``usr.img``: erofs followed directly by its hash tree. The hash area
 
 from __future__ import annotations
 
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,7 @@ from wellcar.disk import (
 
 from .errors import ImageBuildError, ImageContentError
 from .esp import SlotBoot, build_esp
-from .filesystems import make_ext4
+from .filesystems import clamp_mtimes, make_ext4
 from .settings import BuildSettings
 from .tools import run_tool
 from .usr_image import UsrImage
@@ -61,15 +60,6 @@ def write_at(disk: Path, offset: int, source: Path, limit: int, what: str) -> No
                 dst.seek(position)
                 dst.write(chunk)
             position += len(chunk)
-
-
-def clamp_mtimes(tree: Path, epoch: int) -> None:
-    """Set every mtime and atime under ``tree`` to ``epoch``: mkfs.ext4 -d copies them
-    into the inodes, and the build's own writes (branding, dpkg) would make them vary."""
-    for directory, dirnames, filenames in os.walk(tree):
-        for name in [*dirnames, *filenames]:
-            os.utime(Path(directory, name), (epoch, epoch), follow_symlinks=False)
-    os.utime(tree, (epoch, epoch))
 
 
 def stage_root_tree(rootfs: Path, staging: Path, epoch: int, log: Path | None) -> Path:

@@ -100,3 +100,13 @@ def _fix_ctimes(image: Path, source: Path, epoch: int, log: Path | None) -> None
                  env={"E2FSPROGS_FAKE_TIME": str(epoch)})  # fmt: skip
     finally:
         script.unlink(missing_ok=True)
+
+
+def clamp_mtimes(tree: Path, epoch: int) -> None:
+    """Set every mtime and atime under ``tree`` to ``epoch``: mkfs.ext4 -d and mkfs.erofs
+    copy them into the inodes (mkfs.erofs -T clamps only newer ones), and the build's own
+    writes (branding, dpkg, initrd hooks) would make them vary."""
+    for directory, dirnames, filenames in os.walk(tree):
+        for name in [*dirnames, *filenames]:
+            os.utime(Path(directory, name), (epoch, epoch), follow_symlinks=False)
+    os.utime(tree, (epoch, epoch))

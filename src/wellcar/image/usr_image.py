@@ -20,6 +20,7 @@ from pathlib import Path
 from uuid import UUID
 
 from .errors import ImageContentError
+from .filesystems import clamp_mtimes
 from .tools import run_tool
 
 BLOCK_SIZE = 4096
@@ -73,6 +74,7 @@ def pad_to_block(path: Path, block: int = BLOCK_SIZE) -> int:
 def make_erofs(tree: Path, image: Path, *, epoch: int, seed: str, log: Path | None) -> int:
     if not tree.is_dir():
         raise ImageContentError("usr-image", f"{tree} is not a directory")
+    clamp_mtimes(tree, epoch)
     image.unlink(missing_ok=True)
     run_tool(
         "usr-image",
