@@ -76,7 +76,7 @@ def test_branding_and_node_setup(os_builds: OsBuilds) -> None:
     code = (
         "import sys; sys.path.insert(0, '/usr/lib/wellcar/python'); "
         "import wellcar.agent.daemon, wellcar.payload.apply, wellcar.disk, "
-        "wellcar.ignition.firstboot"
+        "wellcar.ignition.firstboot, wellcar.trust.client, wellcar.agent.trusted_payload"
     )
     done = subprocess.run(["chroot", str(rootfs), "/usr/bin/python3", "-c", code],
                           capture_output=True, text=True, check=False)  # fmt: skip

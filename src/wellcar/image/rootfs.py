@@ -37,7 +37,7 @@ DPKG_OPTIONS: tuple[str, ...] = (
 # works with; copied from the build environment (all pure Python). The others come from
 # Debian (python3-httpx, -rich, -cryptography, -zstandard; see DEFAULT_PACKAGES).
 VENDORED: tuple[str, ...] = ("typer", "click", "shellingham", "annotated_doc", "rich",
-                              "tuf", "securesystemslib")  # fmt: skip
+                              "tuf", "securesystemslib", "urllib3")  # fmt: skip
 # C extensions copied as built for the build's Python: only when the image's python3 has
 # the same ABI (bookworm's 3.11; the extension tag is checked) and the module links only
 # against libc. bsdiff4 is imported by the payload code and Debian does not package it.

@@ -118,7 +118,6 @@ DEFAULT_PACKAGES: tuple[str, ...] = (
     "python3-typing-extensions",
     "python3-cryptography",
     "python3-zstandard",
-    "python3-urllib3",  # python-tuf (vendored) imports it
 )
 # The same snapshot mirrors as the host's apt sources; named explicitly because
 # mmdebstrap's default security mirror is not reachable from build machines without
