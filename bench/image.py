@@ -58,6 +58,7 @@ from tests.system.test_update_in_vm import (  # noqa: E402
     Fleet,
     ignition_config,
     update_server,
+    wait_until,
 )
 
 from image_plain import PlainImage, build_plain_image  # noqa: E402
@@ -462,7 +463,7 @@ def update_benchmark(args: argparse.Namespace, builds: Path, key: Path) -> dict[
                 if time.monotonic() > deadline or not vm.is_running():
                     raise RuntimeError(f"the update VM did not answer ssh; see {vm.serial_log}")
                 time.sleep(2)
-            checked_in = wait_for(lambda: instance(fleet), 600, "the agent's check-in on N")
+            checked_in = wait_until("the agent's check-in on N", fleet.instance, 600, every=1)
             instance_id = checked_in[0]
             console = Console(vm.serial_log, [
                 ("restart", r"reboot: Restarting system", None),
@@ -480,28 +481,6 @@ def update_benchmark(args: argparse.Namespace, builds: Path, key: Path) -> dict[
     return report_update(published, seen, console, history, slot_version)
 
 
-def wait_for(probe: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out waiting for {what}")
-        time.sleep(1)
-
-
-def instance(fleet: Fleet) -> tuple[str, str, InstanceStatus | None] | None:
-    """(id, version, status) of the one instance once it has checked in; the status is
-    None until an update attempt (Fleet.instance fails on that)."""
-    page = fleet.api.list_instances(fleet.app, fleet.group, perpage=10)
-    for item in page.instances:
-        app = item.application
-        if app is not None:
-            return item.id, app.version, None if app.status is None else InstanceStatus(app.status)
-    return None
-
-
 def poll_update(fleet: Fleet, timeout: float) -> dict[str, float]:
     """First wall-clock time the server showed each (status) while polling every 0.5 s;
     'grant' = UPDATE_GRANTED or DOWNLOADING, 'complete' = COMPLETE on N+1."""
@@ -510,7 +489,7 @@ def poll_update(fleet: Fleet, timeout: float) -> dict[str, float]:
     while "complete" not in seen:
         if time.monotonic() > deadline:
             raise RuntimeError(f"no COMPLETE on {VERSION_N1} within {timeout:.0f} s: {seen}")
-        found = instance(fleet)
+        found = fleet.instance()
         now = time.time()
         if found is not None:
             _, version, status = found

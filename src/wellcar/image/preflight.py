@@ -54,8 +54,8 @@ def unknown_packages(names: tuple[str, ...]) -> list[str]:
     """The requested packages (``name`` or ``name=version``) the apt lists do not know."""
     if not names:
         return []
-    # One apt-cache call for all: it prints a stanza per known package and names the
-    # unknown ones on stderr ("No packages found" / "Unable to locate package X").
+    # One apt-cache call per package: with several names it fails as a whole when one is
+    # unknown, and its stanzas do not say which ``name=version`` each one answered.
     known: set[str] = set()
     for name in names:
         result = subprocess.run(
