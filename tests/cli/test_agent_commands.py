@@ -33,6 +33,7 @@ from wellcar.agent.status_store import AgentStatus, StatusStore
 from wellcar.cli.main import app
 from wellcar.disk import DiskLayout, Slot, create_disk_image
 from wellcar.disk.sizes import MiB
+from wellcar.logline import parse_logfmt
 from wellcar.payload.signing import load_trusted_keys
 
 TINY = DiskLayout(
@@ -276,10 +277,14 @@ def test_run_serves_the_commands_and_stops_cleanly_on_sigterm(root: Path, tmp_pa
         if process.poll() is None:
             process.kill()
             process.wait()
-    text = log.read_text()
-    assert 'level=info logger=wellcar.agent.run msg="agent started pid=' in text
-    assert 'msg="signal=SIGTERM: stopping after the current step"' in text
-    assert 'msg="agent stopped"' in text
+    lines = [parse_logfmt(line) for line in log.read_text().splitlines()]
+    started = [line for line in lines if line["msg"] == "agent started"]
+    assert started and started[0]["logger"] == "wellcar.agent.run"
+    assert started[0]["level"] == "info" and started[0]["pid"] == str(process.pid)
+    assert {"msg": "stopping after the current step", "signal": "SIGTERM"}.items() <= next(
+        line for line in lines if line["msg"] == "stopping after the current step"
+    ).items()
+    assert any(line["msg"] == "agent stopped" for line in lines)
     assert not (load_config(root).state_dir / "agent.sock").exists()
 
 
@@ -298,7 +303,7 @@ def test_run_on_a_bad_update_rolls_back_by_rebooting_the_simulated_node(
     log = tmp_path / "agent.log"
     first = start_agent(root, log)
     assert first.wait(timeout=30) == 0, log.read_text()
-    assert "simulated power-on image=" in log.read_text()
+    assert 'msg="simulated power-on" image=' in log.read_text()
     assert 'msg="agent stopped: the node is rebooting"' in log.read_text()
     # The next start is the machine coming back: on slot A, which reports the rollback.
     second = start_agent(root, log)

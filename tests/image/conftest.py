@@ -11,6 +11,7 @@ import pytest
 from wellcar.disk.sizes import MiB
 from wellcar.image.settings import BrandProfile, BuildSettings
 from wellcar.image.version import OsVersion
+from wellcar.payload.signing import KeyAlgorithm, generate_key, write_key_pair
 
 DPKG_STATUS = """\
 Package: base-files
@@ -70,10 +71,31 @@ def fake_rootfs(tmp_path: Path) -> Path:
     return make_fake_rootfs(tmp_path / "rootfs")
 
 
+@pytest.fixture(autouse=True)
+def _own_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A build naming no key creates the development set in the XDG data directory: never
+    # the user's in a test.
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+
+
+def make_payload_keys(directory: Path) -> tuple[Path, Path]:
+    """(signing key, directory holding its public key) in ``directory``."""
+    public_dir = directory / "public"
+    public_dir.mkdir(parents=True)
+    signing_key = directory / "release.key"
+    write_key_pair(generate_key(KeyAlgorithm.ED25519), signing_key, public_dir / "release.pem")
+    return signing_key, public_dir
+
+
 @pytest.fixture
 def small_settings(tmp_path: Path) -> BuildSettings:
+    # A build must ship a trusted payload key (wellcar.image.dev_keys): these tests name
+    # theirs, so none touches the user's development key set.
+    signing_key, public_dir = make_payload_keys(tmp_path / "keys")
     return BuildSettings(
-        brand=BrandProfile(),
+        brand=BrandProfile(payload_key_dir=public_dir),
+        signing_key=signing_key,
+        dev_keys_dir=tmp_path / "dev-keys",
         version=OsVersion(4799, 0, 0),
         output=tmp_path / "out",
         package_cache=tmp_path / "cache",

@@ -19,6 +19,7 @@ from sqlalchemy import func, inspect, select, text
 from typer.testing import CliRunner
 
 from wellcar.cli.main import app as wellcar_cli
+from wellcar.logline import LogfmtFormatter
 from wellcar.server.app import create_app
 from wellcar.server.asgi import app_from_env, settings_to_env
 from wellcar.server.db import schema as t
@@ -416,14 +417,20 @@ def test_every_lock_and_unlock_is_logged(
         set_slots(nodes, "default", 4)
         pre_reboot(nodes, "n3")
         nodes.delete("/api/fleetlock/groups/default/holders/n3", headers=ADMIN)
-    lines = [r.getMessage() for r in caplog.records if r.name == "wellcar.server.fleetlock"]
+    formatter = LogfmtFormatter(with_time=False)
+    lines = [
+        formatter.format(r).split(" ", 2)[2]
+        for r in caplog.records
+        if r.name == "wellcar.server.fleetlock"
+    ]
     assert lines == [
-        "fleetlock pre-reboot result=locked group=default id=n1 holders=1 slots=1",
-        "fleetlock pre-reboot result=group_full group=default id='n 2' holders=1 slots=1",
-        "fleetlock steady-state result=released group=default id=n1 holders=0",
-        "fleetlock slots-set group=default slots=4 holders=0",
-        "fleetlock pre-reboot result=locked group=default id=n3 holders=1 slots=4",
-        "fleetlock force-release group=default id=n3",
+        'msg="fleetlock pre-reboot" result=locked group=default node_id=n1 holders=1 slots=1',
+        'msg="fleetlock pre-reboot" result=group_full group=default node_id="n 2" holders=1 '
+        "slots=1",
+        'msg="fleetlock steady-state" result=released group=default node_id=n1 holders=0',
+        'msg="fleetlock slots-set" group=default slots=4 holders=0',
+        'msg="fleetlock pre-reboot" result=locked group=default node_id=n3 holders=1 slots=4',
+        'msg="fleetlock force-release" group=default node_id=n3',
     ]
 
 

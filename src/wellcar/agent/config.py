@@ -27,6 +27,7 @@ from enum import StrEnum
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from wellcar.logline import log_fields
 from wellcar.omaha import FLATCAR_APP_ID
 
 from .errors import ConfigError
@@ -817,7 +818,7 @@ def load_config(root: Path = Path("/"), brand: str = "wellcar") -> AgentConfig:
     loader.trust()
     config = loader.config()
     for warning in config.warnings:
-        log.warning("config: %s", warning)
+        log.warning("config", extra=log_fields(warning=warning))
     return config
 
 
@@ -863,7 +864,7 @@ def _read_oem(root: Path) -> tuple[str, str]:
         except ConfigError as exc:
             # The OEM file belongs to the platform image; a broken one must not
             # stop updates (which may well be what fixes it).
-            log.warning("ignoring unreadable OEM release file: %s", exc)
+            log.warning("ignoring unreadable OEM release file", extra=log_fields(error=exc))
             return "", ""
         return entries.get("ID", ""), entries.get("VERSION_ID", "")
     return "", ""

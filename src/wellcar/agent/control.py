@@ -53,6 +53,7 @@ from wellcar.agent.slot_backend import SlotBackendError
 from wellcar.agent.state import BUSY_STATES, UpdateState
 from wellcar.agent.status_store import AgentStatus, StatusStore, encode_status
 from wellcar.disk import DiskError, SlotInfo
+from wellcar.logline import log_fields
 
 __all__ = [
     "COMMANDS",
@@ -265,7 +266,7 @@ class _Handler(socketserver.StreamRequestHandler):
         pid, uid, _ = _peer_credentials(self.connection)
         if uid not in (0, os.geteuid()):
             # The socket is 0600 already; this only matters if its mode was changed.
-            log.warning("control: refused a request from uid %d (pid %d)", uid, pid)
+            log.warning("control: refused a request", extra=log_fields(uid=uid, peer_pid=pid))
             self._reply({"ok": False, "error": "permission denied"})
             return
         try:
@@ -344,7 +345,7 @@ class ControlServer:
             target=server.serve_forever, args=(0.2,), name="agent-control", daemon=True
         )
         self._thread.start()
-        log.info("control socket listening at %s", self.path)
+        log.info("control socket listening", extra=log_fields(path=self.path))
 
     def close(self) -> None:
         server, self._server = self._server, None
@@ -389,7 +390,7 @@ class ControlServer:
             return
         if not stat.S_ISSOCK(mode):
             raise ControlError(f"{self.path} exists and is not a socket: not replacing it")
-        log.info("removing the stale control socket %s", self.path)
+        log.info("removing the stale control socket", extra=log_fields(path=self.path))
         self.path.unlink()
 
     # -- requests
@@ -413,18 +414,32 @@ class ControlServer:
         try:
             response = self.handle(command, request)
         except _Refused as exc:
-            log.info("control command=%s peer=%s refused: %s", command, peer_pid, exc)
+            log.info(
+                "control command refused",
+                extra=log_fields(command=command, peer_pid=peer_pid, error=exc),
+            )
             return {"ok": False, "command": command, "error": str(exc)}
         except (AgentError, DiskError, SlotBackendError) as exc:
-            log.warning("control command=%s peer=%s failed: %s", command, peer_pid, exc)
+            log.warning(
+                "control command failed",
+                extra=log_fields(command=command, peer_pid=peer_pid, error=exc),
+            )
             return {"ok": False, "command": command, "error": str(exc)}
         except Exception as exc:  # a bug must not take the control server down
-            log.exception("control command=%s peer=%s: internal error", command, peer_pid)
+            log.exception(
+                "control command: internal error",
+                extra=log_fields(command=command, peer_pid=peer_pid),
+            )
             return {"ok": False, "command": command, "error": f"internal error: {exc!r}"}
         log.info(
-            "control command=%s peer=%s result=%s seconds=%.3f",
-            command, peer_pid, response.get("result", "ok"), time.monotonic() - started,
-        )  # fmt: skip
+            "control command",
+            extra=log_fields(
+                command=command,
+                peer_pid=peer_pid,
+                result=response.get("result", "ok"),
+                seconds=round(time.monotonic() - started, 3),
+            ),
+        )
         return {"ok": True, "command": command, **response}
 
     def handle(self, command: str, request: dict[str, Any]) -> dict[str, Any]:

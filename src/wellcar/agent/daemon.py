@@ -48,6 +48,7 @@ from wellcar.agent.state import Trigger, UpdateState
 from wellcar.agent.status_store import AgentStatus, StatusStore, recover
 from wellcar.agent.trusted_payload import TrustGate
 from wellcar.disk import DiskError, Slot
+from wellcar.logline import log_fields
 from wellcar.omaha.codes import ErrorCode
 from wellcar.payload.errors import (
     PayloadError,
@@ -152,9 +153,14 @@ class UpdateAgent:
             status = replace(status, rolled_back_version=report.failed_version)
         self.store.save(status)
         log.info(
-            "boot slot=%s version=%s outcome=%s state=%s",
-            report.booted_slot.value, running, report.outcome.value, status.state,
-        )  # fmt: skip
+            "boot",
+            extra=log_fields(
+                slot=report.booted_slot.value,
+                version=running,
+                outcome=report.outcome.value,
+                state=status.state,
+            ),
+        )
         if report.outcome is BootOutcome.MARKED_BAD_REBOOTING:
             self.rebooting = True
         elif report.outcome is not BootOutcome.UNHEALTHY_NO_FALLBACK:
@@ -181,7 +187,7 @@ class UpdateAgent:
         try:
             send(status)
         except AgentError as exc:
-            log.warning("event not delivered: %s", exc)
+            log.warning("event not delivered", extra=log_fields(error=exc))
 
     def check(self, source: InstallSource = InstallSource.SCHEDULER) -> CheckResult:
         with self._lock:
@@ -201,7 +207,7 @@ class UpdateAgent:
             result = self.omaha.check_for_update(status, install_source=source)
         except AgentError as exc:
             failures = next_failure_count(status.consecutive_check_failures, exc)
-            log.warning("update check failed code=%s: %s", exc.error_code, exc)
+            log.warning("update check failed", extra=log_fields(code=exc.error_code, error=exc))
             if isinstance(exc, ServerUnreachable | OmahaHTTPError):
                 # Nobody to tell: back off and ask again later.
                 self._save(
@@ -233,7 +239,10 @@ class UpdateAgent:
             # It booted here before and failed: do not loop install → fail → roll back.
             # Telling the server (3/0, errorcode 44 again) takes the node out of its
             # in-progress count, so the declined grant does not hold up the rollout.
-            log.warning("not installing %s again: it failed on this node", result.version)
+            log.warning(
+                "not installing it again: it failed on this node",
+                extra=log_fields(version=result.version),
+            )
             status = self._save(status.advance(Trigger.NO_UPDATE))
             self._event(lambda s: self.omaha.report_error(s, int(ErrorCode.ROLLBACK)), status)
             return CheckResult.NO_UPDATE
@@ -290,10 +299,12 @@ class UpdateAgent:
             )
             self._event(self.omaha.report_installed, status)
             path.unlink(missing_ok=True)
-            log.info("installed version=%s slot=%s", offer.version, target.value)
+            log.info("installed", extra=log_fields(version=offer.version, slot=target.value))
         except (AgentError, PayloadError, DiskError) as exc:
             code = exc.error_code if isinstance(exc, AgentError) else payload_error_code(exc)
-            log.error("update to %s failed code=%s: %s", offer.version, code, exc)
+            log.error(
+                "update failed", extra=log_fields(version=offer.version, code=code, error=exc)
+            )
             status = self._save(status.failed(code, str(exc)))
             refused = PayloadIntegrityError | PayloadSignatureError | UntrustedPayloadError
             if isinstance(exc, refused) and path:
@@ -301,7 +312,7 @@ class UpdateAgent:
             try:
                 self.omaha.report_error(status, code)
             except AgentError as report_exc:
-                log.warning("error event not delivered: %s", report_exc)
+                log.warning("error event not delivered", extra=log_fields(error=report_exc))
             self._save(status.advance(Trigger.ERROR_REPORTED))
             return CheckResult.FAILED
         return self._reboot_when_allowed()
@@ -312,13 +323,16 @@ class UpdateAgent:
         now = self.parts.now()
         decision = self.parts.reboot.decide(now)
         if decision.action is RebootAction.REBOOT:
-            log.info("rebooting: %s", decision.reason)
+            log.info("rebooting", extra=log_fields(reason=decision.reason))
             self.parts.reboot.before_reboot()
             self.rebooting = True
             self.backend.reboot()
             return CheckResult.REBOOTING
         self.next_reboot_try = decision.retry_at
-        log.info("reboot %s: %s", decision.action.value, decision.reason)
+        log.info(
+            "reboot decided",
+            extra=log_fields(action=decision.action.value, reason=decision.reason),
+        )
         return CheckResult.UPDATED
 
     def _release_after_boot(self) -> None:

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import httpx
 
+from wellcar.logline import log_fields
 from wellcar.omaha import ErrorCode
 
 from .errors import AgentError, DownloadError, PayloadHashMismatch, PayloadSizeMismatch
@@ -272,7 +273,10 @@ class _Downloader:
             expected = int(m.group(2)) - start + 1
         else:
             if start > 0:
-                log.info("%s ignored the range request; downloading from the start", url)
+                log.info(
+                    "the server ignored the range request; downloading from the start",
+                    extra=log_fields(url=url),
+                )
                 part.reset()
                 self._progress()
             expected = size
@@ -310,7 +314,10 @@ def download_payload(
             if on_progress is not None:
                 on_progress(offer.size, offer.size)
             return final
-        log.warning("%s does not match its hash any more; downloading again", final)
+        log.warning(
+            "the payload does not match its hash any more; downloading again",
+            extra=log_fields(path=final),
+        )
         final.unlink()
     partial = partial_path(offer, dest_dir)
     part = _PartialFile(partial, offer.size)
@@ -350,7 +357,10 @@ def _fetch_from_urls(d: _Downloader, retry_delay: float, sleep: Callable[[float]
             except _Transient as exc:
                 failures += 1
                 problems.append(str(exc))
-                log.warning("download: %s (failure %d of %d)", exc, failures, max_failures)
+                log.warning(
+                    "download failed",
+                    extra=log_fields(error=exc, failures=failures, max_failures=max_failures),
+                )
                 if failures < max_failures and retry_delay > 0:
                     sleep(retry_delay)
                 continue
@@ -358,7 +368,7 @@ def _fetch_from_urls(d: _Downloader, retry_delay: float, sleep: Callable[[float]
                 problems.append(str(exc))
                 if isinstance(exc.error, PayloadSizeMismatch):
                     verification_error = exc.error
-                log.warning("download: %s; trying the next URL", exc)
+                log.warning("download failed; trying the next URL", extra=log_fields(error=exc))
                 break
             if part.hasher.digest() == expected:
                 return
@@ -366,7 +376,7 @@ def _fetch_from_urls(d: _Downloader, retry_delay: float, sleep: Callable[[float]
             message = f"{url}: SHA-256 of the payload does not match the offer"
             problems.append(message)
             verification_error = PayloadHashMismatch(message)
-            log.warning("download: %s", message)
+            log.warning("download failed", extra=log_fields(error=message))
             if resumed_from == 0:
                 break
             failures += 1  # the bad bytes may be an old partial's: one fresh try here

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Protocol
 
 from wellcar.disk import ContentPhase, Slot, SlotInfo, SlotStateError, SlotTable
+from wellcar.logline import log_fields
 
 from .slot_backend import SlotBackend
 
@@ -328,7 +329,10 @@ class BootAssessor:
         except FileNotFoundError:
             return _AssessmentState()
         except (OSError, ValueError) as exc:
-            log.warning("ignoring unreadable %s: %s", self._state_path, exc)
+            log.warning(
+                "ignoring an unreadable state file",
+                extra=log_fields(path=self._state_path, error=exc),
+            )
             return _AssessmentState()
         try:
             if not isinstance(document, dict) or document.get("format") != _STATE_FORMAT:
@@ -341,7 +345,10 @@ class BootAssessor:
                 [str(f) for f in failures] if isinstance(failures, list) else [],
             )
         except (KeyError, ValueError) as exc:
-            log.warning("ignoring malformed %s: %s", self._state_path, exc)
+            log.warning(
+                "ignoring a malformed state file",
+                extra=log_fields(path=self._state_path, error=exc),
+            )
             return _AssessmentState()
 
     def _save_state(self, state: _AssessmentState) -> None:
@@ -369,7 +376,7 @@ class BootAssessor:
             verdict = assess_boot(self._check, self._runner, elapsed=self._monotonic() - started)
             if verdict.status is not HealthStatus.PENDING:
                 return verdict
-            log.info("boot health pending: %s", "; ".join(verdict.reasons))
+            log.info("boot health pending", extra=log_fields(reason="; ".join(verdict.reasons)))
             self._sleep(self._check.poll_interval)
 
     def assess(self) -> BootReport:
@@ -414,7 +421,7 @@ class BootAssessor:
         if verdict.status is HealthStatus.GOOD:
             table.mark_good(slot)
             self._backend.bless_boot_entry(slot)
-            log.info("slot %s (%s) is good", slot, running.record.version)
+            log.info("slot is good", extra=log_fields(slot=slot, version=running.record.version))
             return BootReport(
                 BootOutcome.FIRST_BOOT_GOOD,
                 slot,
@@ -424,7 +431,10 @@ class BootAssessor:
         try:
             table.mark_bad(slot)
         except SlotStateError as exc:
-            log.error("slot %s is unhealthy but there is nothing to go back to: %s", slot, exc)
+            log.error(
+                "slot is unhealthy but there is nothing to go back to",
+                extra=log_fields(slot=slot, error=exc),
+            )
             table.mark_good(slot)
             self._backend.bless_boot_entry(slot)
             return BootReport(
@@ -435,7 +445,10 @@ class BootAssessor:
                 reasons=verdict.reasons,
             )
         self._backend.remove_boot_entry(slot)
-        log.error("slot %s is unhealthy (%s): rolling back", slot, "; ".join(verdict.reasons))
+        log.error(
+            "slot is unhealthy: rolling back",
+            extra=log_fields(slot=slot, reason="; ".join(verdict.reasons)),
+        )
         return BootReport(
             BootOutcome.MARKED_BAD_REBOOTING,
             slot,
@@ -458,7 +471,10 @@ class BootAssessor:
             key = _failure_key(other)
             if key not in state.reported_failures:
                 state.reported_failures.append(key)
-                log.warning("rolled back from slot %s (%s)", other.slot, other.record.version)
+                log.warning(
+                    "rolled back",
+                    extra=log_fields(slot=other.slot, version=other.record.version),
+                )
                 return BootReport(
                     BootOutcome.ROLLED_BACK_FROM,
                     running.slot,

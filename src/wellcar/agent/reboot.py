@@ -32,6 +32,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
+from wellcar.logline import log_fields
+
 from .fleetlock_client import FleetLockError
 
 log = logging.getLogger(__name__)
@@ -135,11 +137,17 @@ def logged_in_sessions(utmp: Path = Path("/run/utmp")) -> tuple[LoginSession, ..
             )
             return parse_loginctl_sessions(done.stdout)
         except (OSError, subprocess.SubprocessError, ValueError) as exc:
-            log.info("loginctl list-sessions failed (%s); reading %s", exc, utmp)
+            log.info(
+                "loginctl list-sessions failed; reading utmp",
+                extra=log_fields(error=exc, path=utmp),
+            )
     try:
         return parse_utmp(utmp.read_bytes())
     except OSError as exc:
-        log.warning("cannot tell who is logged in (%s): rebooting without a warning", exc)
+        log.warning(
+            "cannot tell who is logged in: rebooting without a warning",
+            extra=log_fields(error=exc),
+        )
         return ()
 
 
@@ -148,7 +156,7 @@ def wall_notifier(message: str) -> None:
     try:
         subprocess.run(["wall"], input=message, text=True, timeout=30, check=True)
     except (OSError, subprocess.SubprocessError) as exc:
-        log.warning("could not warn logged-in users with wall: %s", exc)
+        log.warning("could not warn logged-in users with wall", extra=log_fields(error=exc))
 
 
 # -------------------------------------------------------------------------- decisions
@@ -326,7 +334,10 @@ class FleetLockRebootStrategy:
             self.client.steady_state()
         except FleetLockError as exc:
             retry_at = now + self.release_backoff.next_delay()
-            log.warning("could not release the fleet reboot lock (%s); again at %s", exc, retry_at)
+            log.warning(
+                "could not release the fleet reboot lock",
+                extra=log_fields(error=exc, retry_at=retry_at),
+            )
             return retry_at
         self._holding = False
         self.release_backoff.reset()

@@ -31,16 +31,20 @@ from wellcar.agent.slot_backend import (
     SlotBackendError,
 )
 from wellcar.disk import DiskError, read_gpt
-from wellcar.server.logging_setup import configure_logging
+from wellcar.logline import LOG_FORMATS, LOG_LEVELS, configure_logging, log_fields
 
 log = logging.getLogger("wellcar.agent.run")
 
-LOG_LEVELS = ("debug", "info", "warning", "error")
 _MACHINE_ID = re.compile(r"[0-9a-f]{32}")
 
 
 class RunError(AgentError):
     """The agent cannot start or its loop died; the message says why."""
+
+
+def agent_log_identifier(brand: str) -> str:
+    """SYSLOG_IDENTIFIER of the agent's journal entries: its unit's name (brand-agent)."""
+    return f"{brand}-agent"
 
 
 def simulated_identity(config: AgentConfig, backend: FileSlotBackend) -> NodeIdentity:
@@ -79,7 +83,7 @@ def simulated_node(config: AgentConfig, image: Path, on_reboot: RebootHook) -> F
         # Starting the agent on a node that is off, or that asked for a reboot, is the
         # machine coming up: gptprio picks the slot.
         boot = backend.power_on()
-        log.info("simulated power-on image=%s slot=%s", image, boot.slot.value)
+        log.info("simulated power-on", extra=log_fields(image=image, slot=boot.slot.value))
     return backend
 
 
@@ -89,9 +93,11 @@ def run_agent(
     disk_image: Path | None = None,
     allow_unsigned: bool = False,
     log_level: str = "info",
+    log_format: str = "logfmt",
 ) -> None:
     """Run until stopped (SIGTERM/SIGINT) or until the node reboots."""
-    configure_logging(log_level)
+    # Under systemd the lines go to the journal with their fields and priority.
+    configure_logging(log_level, log_format, identifier=agent_log_identifier(brand))
     # The simulated machine does not go down by itself when asked to reboot: the agent
     # ends instead, and the next start powers the node on again.
     on_reboot = RebootHook()
@@ -110,10 +116,17 @@ def run_agent(
     service.start()
     agent = service.agent
     log.info(
-        "agent started pid=%d version=%s server=%s group=%s strategy=%s node=%s socket=%s",
-        os.getpid(), agent.running_version(), config.server, config.group,
-        config.reboot_strategy.value, disk_image or "this machine", service.control.path,
-    )  # fmt: skip
+        "agent started",
+        extra=log_fields(
+            pid=os.getpid(),
+            version=agent.running_version(),
+            server=config.server,
+            group=config.group,
+            strategy=config.reboot_strategy.value,
+            node=disk_image or "this machine",
+            socket=service.control.path,
+        ),
+    )
     if parts.trust is not None:
         parts.trust.log_mode()
     signals: list[int] = []
@@ -122,12 +135,13 @@ def run_agent(
         name = signal.Signals(signum).name
         signals.append(signum)
         if len(signals) == 1:
-            log.info("signal=%s: stopping after the current step", name)
+            log.info("stopping after the current step", extra=log_fields(signal=name))
             service.request_stop()
             return
         state = agent.status().state
         log.warning(
-            "signal=%s again: exiting now in state=%s (the next start resumes)", name, state
+            "signal again: exiting now (the next start resumes)",
+            extra=log_fields(signal=name, state=state),
         )
         service.control.close()
         logging.shutdown()
@@ -156,9 +170,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--disk-image", type=Path)
     run.add_argument("--allow-unsigned", action="store_true")
     run.add_argument("--log-level", choices=LOG_LEVELS, default="info")
+    run.add_argument("--log-format", choices=LOG_FORMATS, default="logfmt")
     args = parser.parse_args(argv)
     try:
-        run_agent(args.root, args.brand, args.disk_image, args.allow_unsigned, args.log_level)
+        run_agent(
+            args.root,
+            args.brand,
+            args.disk_image,
+            args.allow_unsigned,
+            args.log_level,
+            args.log_format,
+        )
     except (AgentError, ControlError, DiskError, SlotBackendError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

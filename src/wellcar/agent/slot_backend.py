@@ -48,6 +48,7 @@ from wellcar.disk import (
     slot_from_boot_hint,
     slot_partition,
 )
+from wellcar.logline import log_fields
 from wellcar.payload.manifest import UsrVerity
 from wellcar.payload.slot_install import slot_region
 from wellcar.payload.targets import TargetRegion
@@ -650,10 +651,8 @@ class FileSlotBackend:
         boot_id = uuid.uuid4().hex
         self._store(_NodeState(result.slot, boot_id, self._clock(), reboot_requested=False))
         log.info(
-            "simulated boot of slot %s (%s), boot id %s",
-            result.slot,
-            result.after.describe(),
-            boot_id,
+            "simulated boot",
+            extra=log_fields(slot=result.slot, slots=result.after.describe(), boot_id=boot_id),
         )
         return SimulatedBoot(result.slot, boot_id, result.before, result.after)
 
@@ -694,7 +693,7 @@ class FileSlotBackend:
     def reboot(self) -> None:
         state = self._running()
         self._store(_NodeState(state.booted_slot, state.boot_id, state.powered_on_at, True))
-        log.info("reboot requested on the simulated node (slot %s)", state.booted_slot)
+        log.info("reboot requested on the simulated node", extra=log_fields(slot=state.booted_slot))
         if self._on_reboot is not None:
             self._on_reboot()
 
@@ -774,7 +773,10 @@ class BlockDeviceSlotBackend:
             output = self._run(["lsblk", "-J", "-l", "-o", "NAME,PKNAME,PARTLABEL,PARTUUID"])
             return self._paths.dev / slot_disk_from_lsblk(output, booted)
         except (CommandFailedError, SlotDiskNotFoundError) as exc:
-            log.info("lsblk did not find the slot disk (%s); trying by-partlabel links", exc)
+            log.info(
+                "lsblk did not find the slot disk; trying by-partlabel links",
+                extra=log_fields(error=exc),
+            )
         return slot_disk_from_partlabel_links(self._paths.dev, self._paths.sys_class_block)
 
     def esp_files(self) -> EspBootFiles | None:
@@ -822,7 +824,8 @@ class BlockDeviceSlotBackend:
             if left is None or prio.priority == 0 or prio.successful or prio.tries <= left:
                 continue
             log.info(
-                "systemd-boot used a try of slot %s: GPT tries %d -> %d", slot, prio.tries, left
+                "systemd-boot used a try of the slot",
+                extra=log_fields(slot=slot, tries_before=prio.tries, tries_after=left),
             )
             lowered = GptPrio(prio.priority, left, False).apply_to(partition.attributes)
             store.write_attributes([AttributeUpdate(partition.number, lowered)])
@@ -870,7 +873,7 @@ class BlockDeviceSlotBackend:
             verity=verity,
             base_options=self._entry_base_options(),
         )
-        log.info("wrote boot entry %s", path)
+        log.info("wrote boot entry", extra=log_fields(path=path))
 
     def bless_boot_entry(self, slot: Slot) -> None:
         files = self.esp_files()

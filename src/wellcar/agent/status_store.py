@@ -22,6 +22,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from wellcar.logline import log_fields
+
 from .errors import StateError
 from .state import Trigger, UpdateState, next_state
 
@@ -176,7 +178,10 @@ def recover(status: AgentStatus, *, boot_id: str, running_version: str) -> Agent
         changes: dict[str, Any] = {**base, **_CLEARED_OFFER, "install_boot_id": None}
         if st.previous_version is not None and running_version == st.previous_version:
             changes["rolled_back_version"] = st.new_version
-            log.warning("rebooted into %s again: %s rolled back", running_version, st.new_version)
+            log.warning(
+                "rebooted into the old version again: the new one rolled back",
+                extra=log_fields(version=running_version, new_version=st.new_version),
+            )
         return replace(st, state=idle, **changes)
     if state is UpdateState.FINALIZING:
         keep_previous = st.new_version is not None and running_version == st.new_version
@@ -303,7 +308,7 @@ class StatusStore:
             return AgentStatus()
         except OSError as exc:
             self.warnings.append(f"{self.path}: cannot read ({exc.strerror}); fresh status")
-            log.warning("%s", self.warnings[-1])
+            log.warning("status file unusable", extra=log_fields(warning=self.warnings[-1]))
             return AgentStatus()
         if len(data) > MAX_STATUS_BYTES:
             self.warnings.append(f"{self.path}: larger than {MAX_STATUS_BYTES} bytes; fresh status")
@@ -311,7 +316,7 @@ class StatusStore:
         else:
             status, self.warnings = decode_status(data, str(self.path))
         for warning in self.warnings:
-            log.warning("%s", warning)
+            log.warning("status file", extra=log_fields(warning=warning))
         return status
 
     def save(self, status: AgentStatus) -> None:

@@ -38,6 +38,7 @@ from wellcar.agent.errors import (
     UntrustedPayloadError,
 )
 from wellcar.agent.omaha_client import UpdateOffer
+from wellcar.logline import log_fields
 from wellcar.omaha.codes import ErrorCode
 from wellcar.trust.errors import TargetMismatchError, TargetRejectedError, TrustError
 
@@ -128,17 +129,21 @@ class TrustGate:
         """Once, after the agent started: whether TUF is on, off, or misconfigured."""
         if not self.required:
             log.info(
-                "trust off root=%s: no TUF root shipped, payloads are checked by their "
-                "signature only",
-                self.trust_root,
+                "trust off: no TUF root shipped, payloads are checked by their signature only",
+                extra=log_fields(root=self.trust_root),
             )
         elif self.repository is None:
-            log.error("trust misconfigured root=%s: %s", self.trust_root, self._no_repository())
+            log.error(
+                "trust misconfigured",
+                extra=log_fields(root=self.trust_root, error=self._no_repository()),
+            )
         else:
             log.info(
-                "trust on root=%s repository=%s cache=%s",
-                self.trust_root, self.repository, self.metadata_dir,
-            )  # fmt: skip
+                "trust on",
+                extra=log_fields(
+                    root=self.trust_root, repository=self.repository, cache=self.metadata_dir
+                ),
+            )
 
     def _no_repository(self) -> str:
         return (
@@ -176,10 +181,15 @@ class TrustGate:
         except TrustError as exc:
             raise agent_error(exc, offer.version) from None
         log.info(
-            "trust refreshed root=%d timestamp=%d snapshot=%d targets=%d expires=%s",
-            state.root_version, state.timestamp_version, state.snapshot_version,
-            state.targets_version, state.expires.isoformat(),
-        )  # fmt: skip
+            "trust refreshed",
+            extra=log_fields(
+                root_version=state.root_version,
+                timestamp_version=state.timestamp_version,
+                snapshot_version=state.snapshot_version,
+                targets_version=state.targets_version,
+                expires=state.expires.isoformat(),
+            ),
+        )
         if offer.size != target.length:
             raise UntrustedPayloadError(
                 f"payload {offer.version}: the update server offers {offer.size} bytes, the "
@@ -195,9 +205,9 @@ class TrustGate:
                 error_code=ErrorCode.PAYLOAD_HASH_MISMATCH,
             )
         log.info(
-            "trust admitted version=%s target=%s length=%d",
-            offer.version, target.name, target.length,
-        )  # fmt: skip
+            "trust admitted",
+            extra=log_fields(version=offer.version, target=target.name, length=target.length),
+        )
         return Admission(offer.version, target, verifier)
 
     def verify_download(self, admission: Admission, path: Path) -> None:
@@ -213,4 +223,7 @@ class TrustGate:
             admission.verifier.verify_payload(admission.target.name, path, self.running_version)
         except TrustError as exc:
             raise agent_error(exc, admission.version) from None
-        log.info("trust verified version=%s target=%s", admission.version, admission.target.name)
+        log.info(
+            "trust verified",
+            extra=log_fields(version=admission.version, target=admission.target.name),
+        )

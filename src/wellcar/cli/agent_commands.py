@@ -39,6 +39,7 @@ from wellcar.agent.slot_backend import (
     SlotBackendError,
 )
 from wellcar.agent.status_store import StatusStore
+from wellcar.cli.log_options import LogFormatChoice
 from wellcar.cli.output import UsageError, err, fail, out
 from wellcar.disk import DiskError, SlotInfo, SlotTable
 
@@ -115,10 +116,13 @@ def run(
         typer.Option(help="Run without payload signing keys (installs unsigned payloads)"),
     ] = False,
     log_level: Annotated[LogLevel, typer.Option(help="Log level")] = LogLevel.INFO,
+    log_format: Annotated[
+        LogFormatChoice, typer.Option(help="Log lines: logfmt, or JSON one object a line")
+    ] = LogFormatChoice.LOGFMT,
 ) -> None:
     """Run the agent: assess the boot, then check, install and reboot on schedule."""
     with agent_errors():
-        run_agent(root, brand, disk_image, allow_unsigned, log_level.value)
+        run_agent(root, brand, disk_image, allow_unsigned, log_level.value, log_format.value)
 
 
 # ---------------------------------------------------------------------------- status

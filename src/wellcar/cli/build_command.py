@@ -18,6 +18,7 @@ from rich.table import Table
 
 from wellcar.disk.sizes import format_size
 from wellcar.image import ImageBuildError, build, resolve_settings
+from wellcar.image.dev_keys import DevKeysUse, with_dev_keys
 from wellcar.image.preflight import preflight
 from wellcar.image.settings import SETTINGS, cli_name
 
@@ -27,8 +28,10 @@ def _build(**options: Any) -> None:
     keep_work: bool = options.pop("keep_work")
     console = Console(stderr=True)
     try:
-        settings = resolve_settings(profile, options)
+        settings, dev_keys = with_dev_keys(resolve_settings(profile, options))
         preflight(settings)  # before the progress display: its errors are one line
+        if dev_keys is not None:
+            _announce_dev_keys(console, dev_keys)
         with Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -58,6 +61,24 @@ def _build(**options: Any) -> None:
         table.add_row(name, format_size(size))
     Console().print(table)
     typer.echo(f"usr root hash {result.root_hash}")
+
+
+def _announce_dev_keys(console: Console, use: DevKeysUse) -> None:
+    keys = use.keys
+    made = "created" if use.created else "using"
+    console.print(
+        f"[bold yellow]{made} development keys[/] in {keys.directory} "
+        "[yellow](for development only: unencrypted private keys)[/]",
+        highlight=False, soft_wrap=True,
+    )  # fmt: skip
+    console.print(
+        f"  payload signing key {keys.signing_key}, shipped public key {keys.public_key}\n"
+        f"  TUF keys {keys.tuf_keys_dir}, release tree {keys.release_tree} (its root "
+        f"{keys.trust_root.name} is shipped)\n"
+        "  for releases, name your own: --signing-key, --brand-payload-key-dir, "
+        "--brand-trust-root",
+        highlight=False, soft_wrap=True,
+    )  # fmt: skip
 
 
 def _parameters() -> list[inspect.Parameter]:

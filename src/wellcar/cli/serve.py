@@ -10,11 +10,12 @@ import typer
 import uvicorn
 from rich.console import Console
 
+from wellcar.cli.log_options import LogFormatChoice
 from wellcar.server.auth import Tokens
 from wellcar.server.db.engine import create_db_engine, migrate
 from wellcar.server.errors import ServerError
 from wellcar.server.fleetlock import MAX_FLEETLOCK_SLOTS
-from wellcar.server.logging_setup import configure_logging
+from wellcar.server.logging_setup import configure_server_logging
 from wellcar.server.settings import DEFAULT_FLEETLOCK_SLOTS, ServerSettings
 
 console = Console(stderr=True)
@@ -50,6 +51,9 @@ def serve(
         str | None, typer.Option(help="Serve Omaha only at /v1/update/<suffix> (a secret)")
     ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
+    log_format: Annotated[
+        LogFormatChoice, typer.Option(help="Log lines: logfmt, or JSON one object a line")
+    ] = LogFormatChoice.LOGFMT,
     fleetlock_default_slots: Annotated[
         int,
         typer.Option(
@@ -68,8 +72,10 @@ def serve(
         database_url=database,
         omaha_path_suffix=api_endpoint_suffix,
         fleetlock_default_slots=fleetlock_default_slots,
+        log_level=log_level,
+        log_format=log_format.value,
     )
-    configure_logging(log_level)
+    configure_server_logging(log_level, log_format.value)
     try:
         prepare(settings)
     except ServerError as exc:

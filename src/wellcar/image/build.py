@@ -30,6 +30,7 @@ from .rootfs import (
     find_boot_files,
     install_wellcar,
     installed_packages,
+    purge_package_manager,
     render_manifest,
     run_mmdebstrap,
 )
@@ -168,6 +169,7 @@ class _BuildRun:
                 shutil.rmtree(rootfs)
             work.mkdir(parents=True, exist_ok=True)
             run_mmdebstrap(settings, rootfs, log)
+            purge_package_manager(rootfs, log)
         step("manifest")
         packages = installed_packages(rootfs)
         (out / "packages.txt").write_text(render_manifest(packages), encoding="utf-8")

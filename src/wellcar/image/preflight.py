@@ -13,6 +13,7 @@ from pathlib import Path
 
 from wellcar.disk.sizes import GiB, format_size
 
+from .dev_keys import payload_trust_problems
 from .errors import ImageContentError, MissingToolError
 from .settings import BuildSettings
 
@@ -31,6 +32,9 @@ BUILD_TOOLS: dict[str, str] = {
     "systemctl": "systemd",
     "unshare": "util-linux",
     "chroot": "coreutils",
+    "groupadd": "passwd",
+    "useradd": "passwd",
+    "usermod": "passwd",
 }
 # What a build writes besides the /usr partition content: the rootfs tree, usr.img,
 # disk.img (sparse, but its ROOT and ESP are real bytes), the payload and the work files.
@@ -99,7 +103,8 @@ def check_space(settings: BuildSettings) -> None:
 
 
 def check_inputs(settings: BuildSettings) -> None:
-    """Files the brand profile names must be there before the build starts."""
+    """Files the brand profile names must be there before the build starts, and the image
+    must trust the key its payload is signed with."""
     brand = settings.brand
     problems = []
     if brand.trust_root is not None and not brand.trust_root.is_file():
@@ -110,6 +115,7 @@ def check_inputs(settings: BuildSettings) -> None:
         problems.append(f"signing-key {settings.signing_key} is not a file")
     problems += [f"extra tree {tree} is not a directory" for tree in settings.extra_trees
                  if not tree.is_dir()]  # fmt: skip
+    problems += payload_trust_problems(settings)
     if problems:
         raise ImageContentError("preflight", "; ".join(problems))
 

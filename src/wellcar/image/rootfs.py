@@ -42,6 +42,12 @@ VENDORED: tuple[str, ...] = ("typer", "click", "shellingham", "annotated_doc", "
 # the same ABI (bookworm's 3.11; the extension tag is checked) and the module links only
 # against libc. bsdiff4 is imported by the payload code and Debian does not package it.
 VENDORED_BINARY: tuple[str, ...] = ("bsdiff4",)
+# No package manager on an immutable OS: /usr is read-only and updates come as whole
+# images. apt (with its apt-daily timers) and its library are purged once the packages
+# are in; dpkg and its status database stay, they are the package manifest's (the SBOM's)
+# source. The library's name carries its ABI (libapt-pkg6.0 in bookworm), so by prefix.
+PURGED_PACKAGES: tuple[str, ...] = ("apt",)
+PURGED_PREFIXES: tuple[str, ...] = ("libapt-pkg",)
 PYTHON_DIR = "usr/lib/wellcar/python"
 LAUNCHER = """#!/usr/bin/python3
 # Wellcar's command line, installed by the image build (see docs/image.md).
@@ -82,6 +88,23 @@ def run_mmdebstrap(settings: BuildSettings, rootfs: Path, log: Path) -> None:
     run_tool("rootfs", argv, log=log, env={"SOURCE_DATE_EPOCH": str(settings.epoch)})
     # sync-out also copies apt's lock file and partial/ directory; keep only the .debs.
     (cache / "lock").unlink(missing_ok=True)
+
+
+def purged_packages(installed: dict[str, str]) -> list[str]:
+    return [name for name in installed
+            if name in PURGED_PACKAGES or name.startswith(PURGED_PREFIXES)]  # fmt: skip
+
+
+def purge_package_manager(rootfs: Path, log: Path | None) -> list[str]:
+    """``dpkg --purge`` the package manager in the root, as Debian removes a package: its
+    maintainer scripts run (apt's postrm disables its timers and removes its state).
+    ``--force-depends``: nothing on the node may need apt, and what declares it (if
+    anything) is left as installed. Returns the packages purged."""
+    names = purged_packages(installed_packages(rootfs))
+    if names:
+        run_tool("rootfs", ["chroot", str(rootfs), "dpkg", "--purge", "--force-depends",
+                            *names], log=log)  # fmt: skip
+    return names
 
 
 def installed_packages(rootfs: Path) -> dict[str, str]:

@@ -93,6 +93,7 @@ DEFAULT_PACKAGES: tuple[str, ...] = (
     "busybox-static",  # the initramfs shell and tools; static, so it also runs in a container
     "zstd",
     "openssh-server",
+    "sudo",  # the core user's passwordless sudo (wellcar.image.users), as on Flatcar
     "containerd",
     "docker.io",
     "apparmor",  # the Debian kernel enables AppArmor; docker loads its default profile with it
@@ -132,6 +133,14 @@ DEFAULT_MIRRORS: tuple[str, ...] = (
 def _default_cache() -> Path:
     env = os.environ.get("WELLCAR_PACKAGE_CACHE")
     return Path(env) if env else Path.home() / ".cache" / "wellcar" / "packages"
+
+
+def default_dev_keys_dir() -> Path:
+    """``$XDG_DATA_HOME/wellcar/dev-keys``: the XDG spec's fallback is ~/.local/share, and a
+    relative XDG_DATA_HOME is ignored, as the spec says."""
+    base = os.environ.get("XDG_DATA_HOME", "")
+    data = Path(base) if os.path.isabs(base) else Path.home() / ".local" / "share"
+    return data / "wellcar" / "dev-keys"
 
 
 def _default_epoch() -> int | None:
@@ -192,7 +201,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("root_size", S, Kind.SIZE, _const(1024 * MiB),
             "size of ROOT in the image (it grows to the disk on first boot)"),
     Setting("signing_key", S, Kind.OPTIONAL_PATH, _const(None),
-            "private key that signs the update payload [default: unsigned]"),
+            "private key that signs the update payload [default: the development key set "
+            "when no key is named at all, else unsigned]"),
+    Setting("dev_keys_dir", S, Kind.PATH, default_dev_keys_dir,
+            "development key set (payload key, TUF keys, a release tree and its root) that a "
+            "build naming no signing-key, payload-key-dir or trust-root creates once and uses "
+            "(docs/image.md, \"Keys\") [default: $XDG_DATA_HOME/wellcar/dev-keys or "
+            "~/.local/share/wellcar/dev-keys]"),
     Setting("payload_zstd_level", S, Kind.INT, _const(19),
             "zstd level of the update payload (lower builds faster)"),
 )  # fmt: skip
@@ -242,6 +257,7 @@ class BuildSettings:
     root_size: int = 1024 * MiB  # room for a full payload download before ROOT grows
     signing_key: Path | None = None
     payload_zstd_level: int = 19
+    dev_keys_dir: Path = field(default_factory=default_dev_keys_dir)
 
     @property
     def epoch(self) -> int:
@@ -421,7 +437,7 @@ def settings_markdown() -> str:
 
 
 def _describe_default(setting: Setting) -> str:
-    if setting.name in ("version", "package_cache", "source_date_epoch"):
+    if setting.name in ("version", "package_cache", "source_date_epoch", "dev_keys_dir"):
         return "see description"  # computed at run time
     value = setting.default()
     if value is None or value == ():

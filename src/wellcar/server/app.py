@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import Route
 
+from wellcar.logline import log_fields
 from wellcar.omaha import OmahaParseError, parse_request, render_response
 from wellcar.server.api import api_router
 from wellcar.server.api import fleetlock as fleetlock_api
@@ -93,9 +94,8 @@ def create_app(
         if body is None:
             metrics.omaha_rejected("body-too-large")
             log.warning(
-                "omaha request from %s refused: body over %d bytes",
-                client_ip(request),
-                settings.max_body_bytes,
+                "omaha request refused: body too large",
+                extra=log_fields(client_ip=client_ip(request), limit=settings.max_body_bytes),
             )
             return _xml_error(413, "body-too-large")
         try:
@@ -103,7 +103,8 @@ def create_app(
         except OmahaParseError as exc:
             metrics.omaha_rejected(exc.reason)
             log.warning(
-                "omaha request from %s refused (%s): %s", client_ip(request), exc.reason, exc
+                "omaha request refused",
+                extra=log_fields(client_ip=client_ip(request), reason=exc.reason, error=exc),
             )
             return _xml_error(exc.http_status, exc.reason)
         resp = await run_in_threadpool(omaha.respond, req, OmahaContext(client_ip(request)))

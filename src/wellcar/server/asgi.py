@@ -8,6 +8,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from wellcar.server.app import create_app
+from wellcar.server.logging_setup import configure_server_logging
 from wellcar.server.settings import DEFAULT_FLEETLOCK_SLOTS, ServerSettings
 
 ENV_DATA_DIR = "WELLCAR_SERVE_DATA_DIR"
@@ -15,6 +16,8 @@ ENV_DATABASE = "WELLCAR_SERVE_DATABASE"
 ENV_SUFFIX = "WELLCAR_SERVE_OMAHA_SUFFIX"
 ENV_POOL = "WELLCAR_SERVE_DB_POOL"
 ENV_FLEETLOCK_SLOTS = "WELLCAR_SERVE_FLEETLOCK_DEFAULT_SLOTS"
+ENV_LOG_LEVEL = "WELLCAR_SERVE_LOG_LEVEL"
+ENV_LOG_FORMAT = "WELLCAR_SERVE_LOG_FORMAT"
 
 
 def settings_to_env(settings: ServerSettings) -> dict[str, str]:
@@ -22,6 +25,8 @@ def settings_to_env(settings: ServerSettings) -> dict[str, str]:
         ENV_DATA_DIR: str(settings.data_dir),
         ENV_POOL: str(settings.db_pool_size),
         ENV_FLEETLOCK_SLOTS: str(settings.fleetlock_default_slots),
+        ENV_LOG_LEVEL: settings.log_level,
+        ENV_LOG_FORMAT: settings.log_format,
     }
     if settings.database_url:
         env[ENV_DATABASE] = settings.database_url
@@ -39,5 +44,10 @@ def app_from_env() -> FastAPI:
         fleetlock_default_slots=int(
             os.environ.get(ENV_FLEETLOCK_SLOTS, str(DEFAULT_FLEETLOCK_SLOTS))
         ),
+        log_level=os.environ.get(ENV_LOG_LEVEL, "info"),
+        log_format=os.environ.get(ENV_LOG_FORMAT, "logfmt"),
     )
+    # A worker process of `--workers N` starts with Python's default logging (bare
+    # messages, warnings only): give it the same lines as the parent.
+    configure_server_logging(settings.log_level, settings.log_format)
     return create_app(settings)

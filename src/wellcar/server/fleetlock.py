@@ -23,6 +23,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
+from wellcar.logline import log_fields
 from wellcar.server.clock import Clock
 from wellcar.server.db import schema as t
 from wellcar.server.db.engine import READ_ONLY, begin_write
@@ -37,7 +38,6 @@ MAX_FLEETLOCK_SLOTS = 100_000
 GROUP_PATTERN = "^[a-zA-Z0-9.-]+$"
 _GROUP_NAME = re.compile(r"[a-zA-Z0-9.-]+")
 _CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
-_PLAIN_LOG_VALUE = re.compile(r"[\w.:@/+-]+")
 
 _group, _holder = t.fleetlock_group, t.fleetlock_holder
 
@@ -245,13 +245,6 @@ def group_states(
 # ------------------------------------------------------------------------------- service
 
 
-def _log_value(value: str) -> str:
-    """A logfmt value: bare when plain, else single-quoted (the formatter owns double quotes)."""
-    if _PLAIN_LOG_VALUE.fullmatch(value):
-        return value
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
 class FleetLock:
     """The FleetLock operations of one server process, each in its own transaction.
 
@@ -273,12 +266,14 @@ class FleetLock:
         with begin_write(self.engine) as conn:
             decision = try_lock(conn, identity, self.default_slots, now)
         log.info(
-            "fleetlock pre-reboot result=%s group=%s id=%s holders=%d slots=%d",
-            decision.result,
-            identity.group,
-            _log_value(identity.node_id),
-            decision.holders,
-            decision.slots,
+            "fleetlock pre-reboot",
+            extra=log_fields(
+                result=decision.result,
+                group=identity.group,
+                node_id=identity.node_id,
+                holders=decision.holders,
+                slots=decision.slots,
+            ),
         )
         return decision
 
@@ -289,11 +284,13 @@ class FleetLock:
         level = logging.INFO if decision.result is UnlockResult.RELEASED else logging.DEBUG
         log.log(
             level,
-            "fleetlock steady-state result=%s group=%s id=%s holders=%d",
-            decision.result,
-            identity.group,
-            _log_value(identity.node_id),
-            decision.holders,
+            "fleetlock steady-state",
+            extra=log_fields(
+                result=decision.result,
+                group=identity.group,
+                node_id=identity.node_id,
+                holders=decision.holders,
+            ),
         )
         return decision
 
@@ -319,10 +316,12 @@ class FleetLock:
             set_group_slots(conn, name, slots, now)
             state = group_states(conn, self.default_slots, only=name)[0]
         log.info(
-            "fleetlock slots-set group=%s slots=%s holders=%d",
-            name,
-            "default" if slots is None else slots,
-            len(state.holders),
+            "fleetlock slots-set",
+            extra=log_fields(
+                group=name,
+                slots="default" if slots is None else slots,
+                holders=len(state.holders),
+            ),
         )
         return state
 
@@ -334,4 +333,4 @@ class FleetLock:
             released = release(conn, group, node_id)
         if not released:
             raise NotFound(f"node {node_id!r} holds no reboot slot in FleetLock group {group!r}")
-        log.warning("fleetlock force-release group=%s id=%s", group, _log_value(node_id))
+        log.warning("fleetlock force-release", extra=log_fields(group=group, node_id=node_id))

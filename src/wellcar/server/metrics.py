@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
+from wellcar.logline import log_fields
 from wellcar.server.clock import Clock
 from wellcar.server.db import schema as t
 from wellcar.server.db.engine import READ_ONLY
@@ -96,7 +97,9 @@ class FleetLockCollector(Collector):
                 groups = group_states(conn, self.default_slots)
         except DBAPIError as exc:
             # Leave the gauges out; the rest of the scrape (request counters) still counts.
-            log.warning("fleetlock gauges skipped: database error: %s", exc.orig)
+            log.warning(
+                "fleetlock gauges skipped: database error", extra=log_fields(error=exc.orig)
+            )
             return
         for group in groups:
             holders.add_metric([group.name], len(group.holders))

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
+from wellcar.logline import log_fields
 from wellcar.omaha import (
     Action,
     AppRequest,
@@ -105,7 +106,10 @@ class OmahaEndpoint:
                     app.appid, lambda: find_application(conn, app.appid)
                 )
                 if app_id is None:
-                    log.info("unknown application %r from %s", app.appid, app.machineid)
+                    log.info(
+                        "unknown application",
+                        extra=log_fields(app_id=app.appid, machine_id=app.machineid),
+                    )
                     out.status = APP_UNKNOWN
                     out.updatecheck = UpdateCheckResponse(status=UPDATE_INTERNAL_ERROR)
                     return out, True
@@ -117,7 +121,10 @@ class OmahaEndpoint:
                     (app_id, track, int(arch)), lambda: find_group(conn, app_id, track, arch)
                 )
                 if group_id is None:
-                    log.info("unknown track %r for app %s from %s", track, app_id, app.machineid)
+                    log.info(
+                        "unknown track",
+                        extra=log_fields(track=track, app_id=app_id, machine_id=app.machineid),
+                    )
                     out.status = GROUP_UNKNOWN
                     out.updatecheck = UpdateCheckResponse(status=UPDATE_INTERNAL_ERROR)
                     return out, False
@@ -141,11 +148,13 @@ class OmahaEndpoint:
                     )
                     if why:
                         log.debug(
-                            "event %d/%d from %s ignored: %s",
-                            ev.eventtype,
-                            ev.eventresult,
-                            app.machineid,
-                            why,
+                            "event ignored",
+                            extra=log_fields(
+                                event_type=ev.eventtype,
+                                event_result=ev.eventresult,
+                                machine_id=app.machineid,
+                                reason=why,
+                            ),
                         )
                     out.event_statuses.append("ok")
                 who = ClientIdentity(
@@ -182,13 +191,15 @@ class OmahaEndpoint:
                             ],
                         )
                         log.info(
-                            "update granted: %s %s -> %s",
-                            app.machineid,
-                            version,
-                            result.packages[-1].version,
+                            "update granted",
+                            extra=log_fields(
+                                machine_id=app.machineid,
+                                from_version=version,
+                                to_version=result.packages[-1].version,
+                            ),
                         )
         except DBAPIError as exc:
-            log.error("database error answering %s: %s", app.machineid, exc.orig)
+            log.error("database error", extra=log_fields(machine_id=app.machineid, error=exc.orig))
             out = AppResponse(
                 appid=app.appid,
                 status=DATABASE_ERROR,

@@ -20,6 +20,8 @@ class ServerSettings:
     db_pool_size: int = 10
     demo: bool = False
     fleetlock_default_slots: int = DEFAULT_FLEETLOCK_SLOTS
+    log_level: str = "info"
+    log_format: str = "logfmt"  # wellcar.logline.LOG_FORMATS
 
     @property
     def effective_database_url(self) -> str:

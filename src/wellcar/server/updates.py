@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import insert, update
 from sqlalchemy.engine import Connection
 
+from wellcar.logline import log_fields
 from wellcar.omaha import FLATCAR_APP_ID
 from wellcar.server.activity_log import add_activity, has_recent_activity
 from wellcar.server.catalog import (
@@ -87,7 +88,10 @@ def check_for_update(
     multi_manifest: bool = False,
 ) -> CheckResult:
     if not is_valid(version):
-        log.info("refused check-in: invalid version %r from %s", version, who.machine_id)
+        log.info(
+            "refused check-in: invalid version",
+            extra=log_fields(version=version, machine_id=who.machine_id),
+        )
         return CheckResult(ERR_REGISTRATION)
     instance = register_instance(conn, who, app_id, group_id, version, now)
     if instance.status in IN_PROGRESS_STATUSES:
@@ -138,7 +142,10 @@ def check_for_update(
                 .where(t.groups.c.id == group_id)
                 .values(policy_updates_enabled=False)
             )
-            log.warning("safe mode: updates disabled for group %s (timed-out updates)", group_id)
+            log.warning(
+                "safe mode: updates disabled for the group (timed-out updates)",
+                extra=log_fields(group_id=group_id),
+            )
         if decision.hold_instance:
             set_status(conn, instance, InstanceStatus.ON_HOLD, now)
         return CheckResult(decision.verdict.omaha_status)

@@ -19,6 +19,7 @@ from fastapi.routing import APIRoute
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException
 
+from wellcar.logline import log_fields
 from wellcar.server.errors import Conflict, DatabaseError, InvalidInput, NotFound, ServerError
 
 from .models import ErrorBody
@@ -86,21 +87,25 @@ class ApiRoute(APIRoute):
             except InvalidInput as exc:
                 return error_response(400, str(exc))
             except IntegrityError as exc:
-                log.info("write refused by a database constraint: %s", exc.orig)
+                log.info("write refused by a database constraint", extra=log_fields(error=exc.orig))
                 return error_response(409, "conflicts with an existing record")
             except (DataError, OverflowError) as exc:
                 # Whatever validation missed that the database cannot store.
-                log.info("value refused by the database: %s", exc)
+                log.info("value refused by the database", extra=log_fields(error=exc))
                 return error_response(400, "a value is out of range or cannot be stored")
             except (DatabaseError, OperationalError) as exc:
-                log.error("database unavailable during %s %s: %s", request.method,
-                          request.url.path, exc)  # fmt: skip
+                log.error(
+                    "database unavailable",
+                    extra=log_fields(method=request.method, path=request.url.path, error=exc),
+                )
                 return error_response(503, "database unavailable, try again")
             except ServerError as exc:
                 return error_response(400, str(exc))
             except Exception:
                 # A bug, not the caller's fault: log it whole, answer without internals.
-                log.exception("internal error in %s %s", request.method, request.url.path)
+                log.exception(
+                    "internal error", extra=log_fields(method=request.method, path=request.url.path)
+                )
                 return error_response(500, "internal server error (logged)")
 
         return handle

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.exc import DBAPIError
 from starlette.concurrency import run_in_threadpool
 
+from wellcar.logline import log_fields
 from wellcar.server.errors import DatabaseError, InvalidInput
 from wellcar.server.fleetlock import (
     DEFAULT_GROUP,
@@ -250,13 +251,15 @@ async def _in_database(
         return await run_in_threadpool(call, who)
     except (DBAPIError, DatabaseError) as exc:
         reason = exc.orig if isinstance(exc, DBAPIError) else exc
-        log.error("fleetlock %s failed: database error: %s", operation, reason)
+        log.error(
+            "fleetlock failed: database error", extra=log_fields(operation=operation, error=reason)
+        )
         raise _unavailable(failure_kind) from exc
 
 
 def _refused(metrics: ServerMetrics, operation: str, rejection: Rejection) -> Response:
     if rejection.kind == KIND_BAD_REQUEST:
-        log.info("fleetlock %s refused: %s", operation, rejection.value)
+        log.info("fleetlock refused", extra=log_fields(operation=operation, reason=rejection.value))
         metrics.fleetlock_request(operation, RESULT_BAD_REQUEST)
     else:
         metrics.fleetlock_request(operation, RESULT_DATABASE_ERROR)
