@@ -64,7 +64,7 @@ from tests.system.test_update_in_vm import (  # noqa: E402
 from image_plain import PlainImage, build_plain_image  # noqa: E402
 from wellcar.disk import USR_B_UUID  # noqa: E402
 from wellcar.image import BuildResult, build, resolve_settings  # noqa: E402
-from wellcar.payload.signing import KeyAlgorithm, generate_key, write_key_pair  # noqa: E402
+from wellcar.image.dev_keys import DevKeys, with_dev_keys  # noqa: E402
 from wellcar.server.fleet_codes import InstanceStatus  # noqa: E402
 from wellcar.vm import FwCfgEntry, GuestForward, Vm, VmConfig, free_loopback_port  # noqa: E402
 from wellcar.vm.config import Accelerator  # noqa: E402
@@ -127,19 +127,9 @@ def wait_for_quiet(what: str, max_wait: float) -> float:
 # --- builds ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Keys:
-    signing_key: Path
-    key_dir: Path
-
-    @classmethod
-    def at(cls, builds: Path) -> Keys:
-        keys = cls(builds / "release.key", builds / "keys")
-        if not keys.signing_key.is_file():
-            keys.key_dir.mkdir(parents=True, exist_ok=True)
-            write_key_pair(generate_key(KeyAlgorithm.ED25519), keys.signing_key,
-                           keys.key_dir / "release.pem")  # fmt: skip
-        return keys
+def dev_keys_at(builds: Path) -> DevKeys:
+    """The development key set the builds are made with (as `wellcar build` with no key)."""
+    return DevKeys(builds / "dev-keys")
 
 
 @dataclass(frozen=True)
@@ -154,7 +144,8 @@ def count_debs(cache: Path) -> int:
     return sum(1 for _ in cache.glob("*.deb")) if cache.is_dir() else 0
 
 
-def build_version(version: str, libssl: str, output: Path, keys: Keys, cache: Path) -> BuildResult:
+def build_version(version: str, libssl: str, output: Path, keys: DevKeys, cache: Path
+                  ) -> BuildResult:  # fmt: skip
     """The system tests' build of version (tests/system/builds.build_os), with cache."""
     settings = resolve_settings(
         None,
@@ -164,13 +155,12 @@ def build_version(version: str, libssl: str, output: Path, keys: Keys, cache: Pa
             "extra_packages": ",".join((f"libssl3={libssl}", *HELD)),
         },
     )
-    brand = dataclasses.replace(settings.brand, payload_key_dir=keys.key_dir)
-    settings = dataclasses.replace(settings, brand=brand, output=output, package_cache=cache,
-                                   signing_key=keys.signing_key)  # fmt: skip
+    settings, _ = with_dev_keys(dataclasses.replace(
+        settings, output=output, package_cache=cache, dev_keys_dir=keys.directory))  # fmt: skip
     return build(settings)
 
 
-def timed_build(label: str, version: str, libssl: str, output: Path, keys: Keys, cache: Path,
+def timed_build(label: str, version: str, libssl: str, output: Path, keys: DevKeys, cache: Path,
                 max_wait: float) -> tuple[TimedBuild, BuildResult]:  # fmt: skip
     wait_for_quiet(f"the {label} build", max_wait)
     before = count_debs(cache)
@@ -186,7 +176,7 @@ def timed_build(label: str, version: str, libssl: str, output: Path, keys: Keys,
 def pair_ready(builds: Path) -> bool:
     return (
         all((builds / v / "SHA256SUMS").is_file() for v in (VERSION_N, VERSION_N1))
-        and (builds / "release.key").is_file()
+        and dev_keys_at(builds).complete()
     )
 
 
@@ -442,8 +432,8 @@ def update_benchmark(args: argparse.Namespace, builds: Path, key: Path) -> dict[
     n, n1 = builds / VERSION_N, builds / VERSION_N1
     print("\n## Update grant to healthy (N -> N+1, full payload "
           f"{(n1 / 'update.payload').stat().st_size / MIB:.1f} MiB)\n", flush=True)  # fmt: skip
-    with update_server(work) as (fleet, server_port):
-        fleet.publish(VERSION_N, n / "update.payload")
+    with update_server(work, dev_keys_at(builds)) as (fleet, server_port):
+        fleet.publish(VERSION_N, n / "update.payload", n)
         config = VmConfig(
             image=n / "disk.img", memory_mib=args.memory, cpus=args.cpus,
             ssh_port=free_loopback_port(),
@@ -471,7 +461,7 @@ def update_benchmark(args: argparse.Namespace, builds: Path, key: Path) -> dict[
                 ("login", LOGIN, "usr_b"),
             ]).start()  # fmt: skip
             published = time.time()
-            fleet.publish(VERSION_N1, n1 / "update.payload")
+            fleet.publish(VERSION_N1, n1 / "update.payload", n1)
             seen = poll_update(fleet, args.update_timeout)
             console.stop()
             history = fleet.api.status_history(fleet.app, fleet.group, instance_id, limit=50)
@@ -590,7 +580,7 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     builds: Path = args.builds or work / "builds"
     builds.mkdir(parents=True, exist_ok=True)
-    keys = Keys.at(builds)
+    keys = dev_keys_at(builds)
     report: dict[str, Any] = {"started": time.strftime("%Y-%m-%d %H:%M:%S"),
                               "cpus_host": os.cpu_count()}  # fmt: skip
     need_pair = not (args.skip_boot and args.skip_update)

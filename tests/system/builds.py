@@ -2,8 +2,10 @@
 
 Version N has libssl3 from bookworm (3.0.20), N+1 the security update (3.0.22): one package
 upgraded, everything else pinned by the mirror. openssl (the same source) is held at the
-old version in both, so exactly one package differs. Both are signed with a release key
-made for the session and trust only that key.
+old version in both, so exactly one package differs. Both are built as `wellcar build`
+with no key builds: with a development key set (wellcar.image.dev_keys), made for the
+session in its own directory; the images trust its payload key and ship its TUF root, and
+the VM test releases into its release tree.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from wellcar.image import BuildResult, ToolError, build, resolve_settings
+from wellcar.image.dev_keys import DevKeys, with_dev_keys
 from wellcar.image.esp import SYSTEMD_BOOT
-from wellcar.payload.signing import KeyAlgorithm, generate_key, write_key_pair
 
 VERSION_N = "4893.0.0"
 VERSION_N1 = "4893.0.1"
@@ -63,16 +65,18 @@ class OsBuild:
 
 @dataclass(frozen=True)
 class OsBuilds:
-    signing_key: Path
-    key_dir: Path  # the public key, as the image ships it
+    dev_keys: DevKeys  # what N and N+1 were built with: no key named
     n: OsBuild
     n1: OsBuild
 
+    @property
+    def signing_key(self) -> Path:
+        return self.dev_keys.signing_key
+
 
 def build_os(
-    version: str, libssl: str, output: Path, signing_key: Path, key_dir: Path,
-    *, keep_work: bool = False,
-) -> OsBuild:  # fmt: skip
+    version: str, libssl: str, output: Path, dev_keys_dir: Path, *, keep_work: bool = False
+) -> OsBuild:
     settings = resolve_settings(
         None,
         {
@@ -81,9 +85,8 @@ def build_os(
             "extra_packages": ",".join((f"libssl3={libssl}", *HELD)),
         },
     )
-    brand = replace(settings.brand, payload_key_dir=key_dir)
-    settings = replace(settings, brand=brand, output=output, package_cache=package_cache(),
-                       signing_key=signing_key)  # fmt: skip
+    settings, _ = with_dev_keys(replace(settings, output=output, package_cache=package_cache(),
+                                        dev_keys_dir=dev_keys_dir))  # fmt: skip
     try:
         result = build(settings, keep_work=keep_work)
     except ToolError as exc:
@@ -98,10 +101,7 @@ def build_os(
 def build_pair(work: Path) -> OsBuilds:
     skip_unless_can_build()
     work.mkdir(parents=True, exist_ok=True)
-    key_dir = work / "keys"
-    key_dir.mkdir(exist_ok=True)
-    signing_key = work / "release.key"
-    write_key_pair(generate_key(KeyAlgorithm.ED25519), signing_key, key_dir / "release.pem")
-    n = build_os(VERSION_N, OLD_LIBSSL, work / VERSION_N, signing_key, key_dir, keep_work=True)
-    n1 = build_os(VERSION_N1, NEW_LIBSSL, work / VERSION_N1, signing_key, key_dir)
-    return OsBuilds(signing_key, key_dir, n, n1)
+    dev_keys = DevKeys(work / "dev-keys")  # made by the first build, reused by the second
+    n = build_os(VERSION_N, OLD_LIBSSL, work / VERSION_N, dev_keys.directory, keep_work=True)
+    n1 = build_os(VERSION_N1, NEW_LIBSSL, work / VERSION_N1, dev_keys.directory)
+    return OsBuilds(dev_keys, n, n1)

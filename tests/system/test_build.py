@@ -32,6 +32,9 @@ def test_outputs_and_package_manifests(os_builds: OsBuilds) -> None:
     # One package upgraded, nothing else moved.
     assert {k for k in old.keys() | new.keys() if old.get(k) != new.get(k)} == {"libssl3"}
     assert old["libssl3"] == OLD_LIBSSL
+    # No package manager on the node; the dpkg database (this manifest's source) stays.
+    assert "apt" not in old and not any(name.startswith("libapt-pkg") for name in old)
+    assert "sudo" in old
     assert n.file("initrd.img").stat().st_size > 1 << 20
 
 
@@ -61,6 +64,22 @@ def test_branding_and_node_setup(os_builds: OsBuilds) -> None:
         assert (units / target / unit).is_symlink(), unit
     assert (units / "systemd-bless-boot.service").readlink() == Path("/dev/null")
     assert not list((rootfs / "etc/ssh").glob("ssh_host_*"))  # made on each machine
+    assert not (rootfs / "usr/bin/apt").exists() and not (rootfs / "usr/bin/apt-get").exists()
+    assert not list(rootfs.glob("usr/lib/systemd/system/apt-daily*"))
+    assert not list(rootfs.glob("etc/systemd/system/timers.target.wants/apt-daily*"))
+    assert (rootfs / "var/lib/dpkg/status").is_file()
+    # The core user and its sudo, in /etc and in the /etc defaults that populate a node.
+    for etc in (rootfs / "etc", rootfs / "usr/share/wellcar/etc-defaults"):
+        assert "core:x:500:500:" in (etc / "passwd").read_text(), etc
+        assert (etc / "sudoers.d/passwordless-sudo").is_file(), etc
+        wheel = next(line for line in (etc / "group").read_text().splitlines()
+                     if line.startswith("wheel:"))  # fmt: skip
+        assert wheel.endswith(":core"), wheel
+    # Built with no key named: the development set's public key and TUF root are shipped.
+    keys = os_builds.dev_keys
+    share = rootfs / "usr/share/wellcar"
+    assert (share / "update-payload-keys/release.pem").read_bytes() == keys.public_key.read_bytes()
+    assert (share / "trust/root.json").read_bytes() == keys.trust_root.read_bytes()
     assert (rootfs / "etc/machine-id").read_text() == ""
     assert (rootfs / "etc/.wellcar-first-boot").exists()
     assert not (rootfs / "usr/share/wellcar/etc-defaults/.wellcar-first-boot").exists()
@@ -91,8 +110,7 @@ def test_package_cache_holds_every_deb(os_builds: OsBuilds) -> None:
 
 def test_rebuild_gives_the_same_usr_image(os_builds: OsBuilds, tmp_path: Path) -> None:
     started = time.perf_counter()
-    again = build_os(VERSION_N, OLD_LIBSSL, tmp_path / "again", os_builds.signing_key,
-                     os_builds.key_dir)  # fmt: skip
+    again = build_os(VERSION_N, OLD_LIBSSL, tmp_path / "again", os_builds.dev_keys.directory)
     print(f"\nwarm rebuild of {VERSION_N}: {time.perf_counter() - started:.0f} s, "
           f"steps {again.result.seconds}")  # fmt: skip
     assert again.result.root_hash == os_builds.n.result.root_hash

@@ -1,11 +1,14 @@
 """The proof, in QEMU: a Wellcar node updates itself and falls back by itself.
 
-One VM runs the whole story on the real images N and N+1 (tests/system/builds.py), with
-`wellcar serve` and a payload mirror on 127.0.0.1 reached through guestfwd only:
+One VM runs the whole story on the real images N and N+1 (tests/system/builds.py, built
+with the development key set, so they ship its payload key and TUF root), with
+`wellcar serve` and the release tree (TUF-signed by `wellcar.release`) served on 127.0.0.1
+and reached through guestfwd only; every payload the node installs is admitted by TUF:
 
-1. N boots, provisioned by an Ignition config over fw_cfg (Flatcar's key): a user with an
-   ssh key, a file, a unit that runs a container built on the machine. /usr is erofs on
-   dm-verity; the agent checks in.
+1. N boots, provisioned by an Ignition config over fw_cfg (Flatcar's key): ssh keys and
+   the groups of Flatcar's docs for the built-in `core`, a file, a unit that runs a
+   container built on the machine. /usr is erofs on dm-verity; the agent checks in. As
+   on Flatcar: `core` has passwordless sudo and docker, there is no apt.
 2. N+1 is published. QEMU is killed (power loss) while the agent writes the other slot;
    the node boots N again, and its next check completes the update: it reboots into N+1
    from slot B and reports 3/2, the server shows the instance complete.
@@ -16,8 +19,6 @@ One VM runs the whole story on the real images N and N+1 (tests/system/builds.py
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import os
 import shutil
@@ -34,19 +35,17 @@ import pytest
 
 from wellcar.cli.api_client import ApiClient
 from wellcar.disk import USR_A_UUID, USR_B_UUID
+from wellcar.image.dev_keys import DevKeys
 from wellcar.omaha.model import FLATCAR_APP_ID
 from wellcar.payload.generate import GenerateOptions, PayloadInputs, generate_payload
 from wellcar.payload.manifest import UsrVerity
 from wellcar.payload.signing import load_signing_key
-from wellcar.server.api.models import (
-    AppCreate,
-    ChannelCreate,
-    ChannelUpdate,
-    FlatcarActionInput,
-    GroupCreate,
-    PackageCreate,
-)
+from wellcar.release.build_dir import REQUIRED, SUMS, parse_version_txt, sha256_file
+from wellcar.release.create import ReleaseInputs, create_release
+from wellcar.release.publish import publish_release
+from wellcar.server.api.models import AppCreate, ChannelCreate, GroupCreate
 from wellcar.server.fleet_codes import InstanceStatus
+from wellcar.trust.keys import Keyring
 from wellcar.vm import FwCfgEntry, GuestForward, Vm, VmConfig, free_loopback_port
 
 from ..server.server_processes import serve_processes
@@ -57,6 +56,7 @@ VERSION_N2 = "4893.0.2"
 TOKEN = "vm-admin-token"
 GUEST_SERVER = "10.0.2.100"  # where the guest reaches the test's servers (guestfwd)
 SERVER_PORT, MIRROR_PORT = 8000, 8080
+CHANNEL = "alpha"  # the release channel of 4893.0.x (MINOR 0)
 BOOT_TIMEOUT = 900.0  # TCG on a loaded two-core machine
 STEP_TIMEOUT = 1200.0
 QEMU_TOOLS = ("qemu-system-x86_64", "qemu-img", "ssh", "ssh-keygen")
@@ -111,6 +111,8 @@ def ignition_config(public_key: str) -> dict[str, object]:
         f"SERVER=http://{GUEST_SERVER}:{SERVER_PORT}/v1/update/\nGROUP=stable\n"
         "CHECK_INITIAL_DELAY=10s\nCHECK_INTERVAL=15s\nCHECK_FUZZ=2s\nMAX_BACKOFF=30s\n"
         "BOOT_ASSESSMENT_GRACE=10s\n"
+        # The image ships a TUF root: only releases of this tree are installed.
+        f"RELEASE_REPOSITORY=http://{GUEST_SERVER}:{MIRROR_PORT}/\n"
     )
     dockerfile = 'FROM scratch\nCOPY busybox /bin/busybox\nENTRYPOINT ["/bin/busybox"]\n'
     return {
@@ -118,7 +120,13 @@ def ignition_config(public_key: str) -> dict[str, object]:
         "passwd": {
             "users": [
                 {"name": "root", "sshAuthorizedKeys": [public_key]},
-                {"name": "core", "sshAuthorizedKeys": [public_key], "groups": ["docker"]},
+                # core exists in the image: the config adds to it, as on Flatcar, with
+                # the groups of Flatcar's docs.
+                {
+                    "name": "core",
+                    "sshAuthorizedKeys": [public_key],
+                    "groups": ["sudo", "docker", "wheel"],
+                },
             ]
         },
         "storage": {
@@ -143,23 +151,32 @@ class Fleet:
     group: str
     mirror: Mirror
 
-    def publish(self, version: str, payload: Path) -> None:
-        self.mirror.add(f"{version}/wellcar_update.payload", payload)
-        data = payload.read_bytes()
-        package = self.api.create_package(
-            self.app,
-            PackageCreate(
-                type=1, version=version, arch=1,
-                url=f"http://{GUEST_SERVER}:{MIRROR_PORT}/{version}/",
-                filename="wellcar_update.payload", size=str(len(data)),
-                hash=base64.b64encode(hashlib.sha1(data).digest()).decode(),
-                flatcar_action=FlatcarActionInput(
-                    sha256=base64.b64encode(hashlib.sha256(data).digest()).decode()
-                ),
-                channels_blacklist=[],
-            ),
+    tree: Path  # the release tree the mirror serves (its TUF metadata included)
+    inputs: ReleaseInputs
+
+    def publish(self, version: str, payload: Path, like: Path) -> None:
+        """Release ``payload`` as ``version`` into the tree (DIGESTS and TUF targets signed
+        with the development keys), with the manifest of the build in ``like``, and point
+        the server's channel at it. The release is made from the few files it needs, not
+        the build's GB-sized disk images."""
+        build_dir = self.tree.parent / f"release-{version}"
+        build_dir.mkdir()
+        for name in REQUIRED:
+            if name == "update.payload":
+                (build_dir / name).hardlink_to(payload)
+            elif name == "version.txt":
+                text = (like / name).read_text()
+                built = str(parse_version_txt(text))
+                (build_dir / name).write_text(text.replace(built, version))
+            else:
+                (build_dir / name).hardlink_to(like / name)
+        sums = "".join(f"{sha256_file(build_dir / n)}  {n}\n" for n in REQUIRED)
+        (build_dir / SUMS).write_text(sums)
+        create_release(self.tree, build_dir, CHANNEL, self.inputs)
+        publish_release(
+            self.api, self.tree, version, app=self.app,
+            base_url=f"http://{GUEST_SERVER}:{MIRROR_PORT}/", channel_name="stable",
         )  # fmt: skip
-        self.api.update_channel(self.app, self.channel, ChannelUpdate(package_id=package.id))
 
     def instance(self) -> tuple[str, str, InstanceStatus | None] | None:
         """(id, version, update status) of the one instance, once it has checked in; the
@@ -178,11 +195,14 @@ class Fleet:
 
 
 @contextmanager
-def update_server(tmp_path: Path) -> Iterator[tuple[Fleet, int]]:
+def update_server(tmp_path: Path, keys: DevKeys) -> Iterator[tuple[Fleet, int]]:
     env = {**os.environ, "WELLCAR_ADMIN_TOKEN": TOKEN, "WELLCAR_READ_TOKEN": TOKEN}
+    tree = tmp_path / "release-tree"  # a copy: the session's set stays as the builds made it
+    shutil.copytree(keys.release_tree, tree)
+    inputs = ReleaseInputs([load_signing_key(keys.signing_key)], Keyring.load([keys.tuf_keys_dir]))
     with (
         serve_processes(tmp_path / "server", 1, extra_env=env) as (url,),
-        serve_mirror(tmp_path / "mirror") as mirror,
+        serve_mirror(tree) as mirror,
     ):
         api = ApiClient(url, TOKEN)
         app = api.create_app(AppCreate(id=FLATCAR_APP_ID, name="wellcar", description="vm")).id
@@ -196,7 +216,7 @@ def update_server(tmp_path: Path) -> Iterator[tuple[Fleet, int]]:
                 policy_max_updates_per_period=10, policy_update_timeout="60 minutes",
             ),
         ).id  # fmt: skip
-        yield Fleet(api, app, channel, group, mirror), int(url.rsplit(":", 1)[1])
+        yield Fleet(api, app, channel, group, mirror, tree, inputs), int(url.rsplit(":", 1)[1])
 
 
 # --- the node ---------------------------------------------------------------------------
@@ -242,6 +262,29 @@ class Node:
         return words.get("wellcar.slot", "?"), version
 
 
+def check_flatcar_user_model(node: Node) -> None:
+    """core, as on Flatcar: in sudo, docker and wheel (the config named them; the image
+    already had them), passwordless sudo, docker without root."""
+    groups = node.ssh("id -nG core").split()
+    assert {"sudo", "docker", "wheel", "systemd-journal", "adm"} <= set(groups), groups
+    assert node.ssh("id -u core").strip() == "500"
+    assert node.ssh("sudo -n true && sudo -n id -u", user="core").strip() == "0"
+    assert "Server Version" in node.ssh("docker info", user="core")
+    assert node.ssh("passwd -S core").split()[1] == "L"  # locked: ssh keys only
+
+
+def check_no_package_manager(node: Node) -> None:
+    assert node.ssh("command -v apt apt-get; true").strip() == ""
+    timers = node.ssh("systemctl list-timers --all --no-pager")
+    assert "apt-daily" not in timers, timers
+    assert "openssh-server" in node.ssh("dpkg-query -W -f='${Package}\\n'")  # the SBOM stays
+
+
+def agent_restarts(node: Node) -> int:
+    out = node.ssh("systemctl show -p NRestarts --value wellcar-agent.service")
+    return int(out.strip())
+
+
 def skip_unless_vm_tools() -> None:
     missing = [tool for tool in QEMU_TOOLS if shutil.which(tool) is None]
     if missing:
@@ -274,8 +317,9 @@ def test_node_updates_itself_survives_power_loss_and_falls_back(
     config = tmp_path / "config.ign"
     config.write_text(json.dumps(ignition_config(key.with_suffix(".pub").read_text().strip())))
 
-    with update_server(tmp_path) as (fleet, server_port):
-        fleet.publish(VERSION_N, os_builds.n.file("update.payload"))  # the channel is at N
+    n, n1 = os_builds.n, os_builds.n1
+    with update_server(tmp_path, os_builds.dev_keys) as (fleet, server_port):
+        fleet.publish(VERSION_N, n.file("update.payload"), n.output)  # the channel is at N
         vm_config = VmConfig(
             image=os_builds.n.file("disk.img"),
             memory_mib=2048,
@@ -289,9 +333,13 @@ def test_node_updates_itself_survives_power_loss_and_falls_back(
             serial_log=tmp_path / "serial.log",
             disk_size=8 << 30,  # larger than the image: ROOT grows on first boot
         )
+        started = time.monotonic()
         with Vm(vm_config) as vm:
             node = Node(vm, key)  # started by the with statement
             node.boot(str(USR_A_UUID))
+            print(f"\nfirst boot to ssh: {time.monotonic() - started:.1f} s")
+            print(node.ssh("systemd-analyze; systemd-analyze blame --no-pager | head -8",
+                           check=False))  # fmt: skip
 
             # --- 1. N, provisioned; /usr read-only on dm-verity; containers run.
             assert node.running() == ("a", VERSION_N)
@@ -301,6 +349,8 @@ def test_node_updates_itself_survives_power_loss_and_falls_back(
             assert fstype == "erofs" and options.split(",")[0] == "ro"
             assert "Read-only file system" in vm.ssh("touch /usr/x", user="root", key=key).stderr
             assert node.ssh("id -un", user="core").strip() == "core"
+            check_flatcar_user_model(node)
+            check_no_package_manager(node)
             root_size = int(node.ssh("df --output=size -B1 / | tail -1"))
             assert root_size > 2 << 30, f"ROOT did not grow: {root_size} bytes"
             assert node.ssh("cat /etc/provisioned-by") == "ignition\n"
@@ -318,9 +368,11 @@ def test_node_updates_itself_survives_power_loss_and_falls_back(
             instance = wait_until("the agent's check-in", fleet.instance, 300)
             instance_id = instance[0]
             assert instance[1] == VERSION_N
+            assert node.ssh("test -s /usr/share/wellcar/trust/root.json && echo shipped") != ""
+            assert agent_restarts(node) == 0
 
             # --- 2. N+1 published; power loss while the slot is being written.
-            fleet.publish(VERSION_N1, os_builds.n1.file("update.payload"))
+            fleet.publish(VERSION_N1, n1.file("update.payload"), n1.output)
 
             def writing_the_slot() -> bool:
                 return node.agent_status().get("state") == "UPDATE_STATUS_FINALIZING"
@@ -342,11 +394,14 @@ def test_node_updates_itself_survives_power_loss_and_falls_back(
                 return found is not None and found[1:] == (VERSION_N1, InstanceStatus.COMPLETE)
 
             wait_until("the server to see N+1 complete", complete_on_n1, 300)
+            # Installed through TUF: the node read the tree's metadata, not only Omaha.
+            assert any(p.startswith("/metadata/timestamp.json") for p in fleet.mirror.served)
             assert node.ssh("ls /boot/loader/entries").split() == ["wellcar-a.conf",
                                                                      "wellcar-b.conf"]  # fmt: skip
 
             # --- 3. A broken N+2: its kernel cannot mount /usr; boot counting falls back.
-            fleet.publish(VERSION_N2, broken_payload(os_builds, tmp_path / "n2.payload"))
+            fleet.publish(VERSION_N2, broken_payload(os_builds, tmp_path / "n2.payload"),
+                          n1.output)  # fmt: skip
             vm.wait_for_line(r"wellcar: (dm-verity cannot open|cannot mount) /usr", STEP_TIMEOUT)
             node.boot(str(USR_B_UUID))
             assert node.running() == ("b", VERSION_N1)
@@ -359,4 +414,5 @@ def test_node_updates_itself_survives_power_loss_and_falls_back(
             assert status.get("rolled_back_version") == VERSION_N2
             found = fleet.instance()
             assert found is not None and found[1] == VERSION_N1
+            assert agent_restarts(node) == 0  # in this boot, after the fallback
             vm.stop()
