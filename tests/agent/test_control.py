@@ -451,7 +451,8 @@ def test_unknown_commands_and_malformed_requests_get_a_clear_error(
     with pytest.raises(ControlCommandError) as info:
         ask(node, "frobnicate")
     assert str(info.value) == (
-        "unknown command 'frobnicate' (known: status, check, update, reset, rollback)"
+        "unknown command 'frobnicate' (known: status, check, update, reset, rollback, "
+        "install, need-reboot)"
     )
     assert raw_exchange(node.socket, b"hello\n") == {
         "ok": False,

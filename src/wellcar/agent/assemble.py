@@ -47,6 +47,14 @@ def trusted_keys_from(config: AgentConfig, allow_unsigned: bool = False) -> Trus
         ) from None
 
 
+def required_keys(config: AgentConfig, allow_unsigned: bool = False) -> TrustedKeys | None:
+    """The payload keys, required only when updates are enabled: with ``SERVER=disabled``
+    the agent installs nothing and still assesses boots, so missing keys do not block it."""
+    if not config.updates_enabled:
+        return None
+    return trusted_keys_from(config, allow_unsigned)
+
+
 def build_parts(
     config: AgentConfig,
     identity: NodeIdentity,
@@ -78,6 +86,6 @@ def build_parts(
         assessment_state or config.state_dir / "boot-assessment.json",
         runner=runner,
     )
-    keys = trusted_keys if trusted_keys is not None else trusted_keys_from(config, allow_unsigned)
+    keys = trusted_keys if trusted_keys is not None else required_keys(config, allow_unsigned)
     trust = TrustGate.from_config(config)  # logs whether TUF is on: once, at start
     return AgentParts(config, identity, backend, client, keys, reboot, assessor, trust=trust)

@@ -760,7 +760,7 @@ class _Loader:
             entry = layers.value(key)
             if entry is not None:
                 values[name] = entry.value
-        values["state_dir"] = _in_root(self.root, f"/var/lib/{self.brand}")
+        values["state_dir"] = default_state_dir(self.root, self.brand)
         values["payload_key_dir"] = _in_root(
             self.root, f"/usr/share/{self.brand}/update-payload-keys"
         )
@@ -796,6 +796,12 @@ class _Loader:
             warnings=tuple(self.warnings),
             **self.values,  # type: ignore[arg-type]
         )
+
+
+def default_state_dir(root: Path, brand: str) -> Path:
+    """``STATE_DIR`` when update.conf does not set it (also where a blocked agent keeps its
+    status when update.conf cannot be read at all)."""
+    return _in_root(root, f"/var/lib/{brand}")
 
 
 def load_config(root: Path = Path("/"), brand: str = "wellcar") -> AgentConfig:

@@ -44,7 +44,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from wellcar.agent.config import AgentConfig
+from wellcar.agent.config import AgentConfig, is_newer_version
 from wellcar.agent.daemon import UpdateAgent
 from wellcar.agent.errors import AgentError
 from wellcar.agent.health import BootReport
@@ -67,18 +67,20 @@ __all__ = [
     "ControlServer",
     "ControlTimeoutError",
     "StatusFeed",
+    "agent_pid",
     "read_slots",
     "request",
     "slot_json",
     "socket_path",
     "status_document",
+    "take_agent_lock",
 ]
 
 log = logging.getLogger(__name__)
 
 SOCKET_NAME = "agent.sock"
 LOCK_NAME = "agent.lock"
-COMMANDS = ("status", "check", "update", "reset", "rollback")
+COMMANDS = ("status", "check", "update", "reset", "rollback", "install", "need-reboot")
 MAX_REQUEST_BYTES = 4096
 MAX_RESPONSE_BYTES = 1024 * 1024
 REQUEST_READ_TIMEOUT = 5.0
@@ -248,6 +250,52 @@ class StatusFeed(StatusStore):
                 self._changed.wait(remaining)
 
 
+# -------------------------------------------------------------------------- the lock
+
+
+def take_agent_lock(state_dir: Path) -> TextIO:
+    """``STATE_DIR/agent.lock``, flock'ed and holding our pid: one agent per state
+    directory, running or blocked. Closing the handle releases it. The file is readable
+    by everyone, so :func:`agent_pid` works without root."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    lock_path = state_dir / LOCK_NAME
+    handle = open(lock_path, "a+", encoding="utf-8")  # noqa: SIM115 - held by the caller
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read(32).strip() or "?"
+        handle.close()
+        raise AgentAlreadyRunningError(
+            f"another agent (pid {holder}) is running on {state_dir} (it holds {lock_path})"
+        ) from None
+    os.chmod(lock_path, 0o644)
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
+
+
+def agent_pid(state_dir: Path) -> int | None:
+    """The pid of the agent (running or blocked) that holds ``STATE_DIR/agent.lock``, or
+    None when no agent holds it; 0 when one does but its pid is unreadable."""
+    try:
+        handle = open(state_dir / LOCK_NAME, encoding="utf-8")  # noqa: SIM115
+    except OSError:
+        return None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = handle.read(32).strip()
+            return int(text) if text.isdigit() else 0
+        except OSError:
+            return None
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return None
+
+
 # ------------------------------------------------------------------------ the server
 
 
@@ -360,23 +408,7 @@ class ControlServer:
         self._release_lock()
 
     def _take_lock(self) -> None:
-        lock_path = self.path.with_name(LOCK_NAME)
-        handle = open(lock_path, "a+", encoding="utf-8")  # noqa: SIM115 - held until close()
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read(32).strip() or "?"
-            handle.close()
-            raise AgentAlreadyRunningError(
-                f"another agent (pid {holder}) is running on {self.path.parent} "
-                f"(it holds {lock_path})"
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
-        self._lock_file = handle
+        self._lock_file = take_agent_lock(self.path.parent)
 
     def _release_lock(self) -> None:
         handle, self._lock_file = self._lock_file, None
@@ -455,6 +487,15 @@ class ControlServer:
             return self.update()
         if command == "reset":
             return self.reset()
+        if command == "install":
+            payload, version = request.get("payload"), request.get("version")
+            if not isinstance(payload, str) or not payload.startswith("/"):
+                raise _Refused("'payload' must be the absolute path of a payload file")
+            if not isinstance(version, str) or not version:
+                raise _Refused("'version' must be the payload's version")
+            return self.install(Path(payload), version)
+        if command == "need-reboot":
+            return self.need_reboot()
         return self.rollback()
 
     def status(self) -> dict[str, Any]:
@@ -533,6 +574,29 @@ class ControlServer:
             "check-failed": _failure("update check failed", status),
         }
         return self._answer(result, messages.get(result, result), status)
+
+    def install(self, payload: Path, version: str) -> dict[str, Any]:
+        """An offline update from a payload file (``wellcar agent update --payload``)."""
+        self._refuse_if_busy("install a payload file")
+        if not payload.is_file():
+            raise _Refused(f"{payload}: no such file")
+        current = self.agent.running_version()
+        if is_newer_version(current, version):
+            raise _Refused(f"{version} is older than the running version {current}")
+        result = self.agent.install_local(payload, version).value
+        status = self.agent.status()
+        messages = {
+            "updated-need-reboot": f"update {version} installed: reboot needed",
+            "rebooting": "update installed: rebooting",
+            "failed": _failure("update failed", status),
+        }
+        return self._answer(result, messages.get(result, result), status)
+
+    def need_reboot(self) -> dict[str, Any]:
+        """locksmithctl send-need-reboot: reboot when the reboot strategy allows."""
+        self.agent.request_reboot()
+        strategy = self.agent.parts.reboot.name
+        return {"message": f"reboot requested (strategy {strategy})"}
 
     def _refuse_if_busy(self, what: str) -> None:
         state = self.agent.status().state

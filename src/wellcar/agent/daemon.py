@@ -131,6 +131,11 @@ class UpdateAgent:
 
     # --- boot ---------------------------------------------------------------------
 
+    def _note_next_check(self, when: datetime) -> None:
+        # Persisted so that `status` shows when the agent checks again (backoff visible).
+        with self._lock:
+            self._save(replace(self.store.load(), next_check_time=when))
+
     def running_version(self) -> str:
         booted = self.backend.booted_slot()
         recorded = self.backend.slot_table().slot(booted).record.version
@@ -251,26 +256,40 @@ class UpdateAgent:
         status = self._save(status.with_offer(result))
         return self._install(status, result)
 
-    def _install(self, status: AgentStatus, offer: UpdateOffer) -> CheckResult:
-        path: Path | None = None
+    def _install(
+        self, status: AgentStatus, offer: UpdateOffer, local: Path | None = None
+    ) -> CheckResult:
+        """Download ``offer`` and install it; with ``local``, install that payload file
+        (no download, no TUF, no Omaha events: an offline update)."""
+        path: Path | None = local
         try:
-            # Before the download: nothing is fetched for an offer the release keys did
-            # not sign (a no-op without a shipped TUF root).
-            admission = self.trust.admit_offer(offer)
-            status = self._save(status.advance(Trigger.DOWNLOAD_STARTED))
-            self._event(self.omaha.report_download_started, status)
-            remove_stale(self.config.download_dir, keep=offer)
-            path = download_payload(
-                offer, self.config.download_dir, self.parts.http, auth=self.config.download_auth
-            )
-            status = self._save(
-                status.advance(Trigger.DOWNLOAD_FINISHED, downloaded_bytes=offer.size)
-            )
-            self._event(self.omaha.report_download_finished, status)
-            # Size and the Omaha sha256 are checked, and TUF's signed length and hashes now;
-            # the payload's own signature and every hash inside it are checked while it is
-            # applied, before the slot may boot.
-            self.trust.verify_download(admission, path)
+            if local is None:
+                # Before the download: nothing is fetched for an offer the release keys
+                # did not sign (a no-op without a shipped TUF root).
+                admission = self.trust.admit_offer(offer)
+                status = self._save(status.advance(Trigger.DOWNLOAD_STARTED))
+                self._event(self.omaha.report_download_started, status)
+                remove_stale(self.config.download_dir, keep=offer)
+                path = download_payload(
+                    offer,
+                    self.config.download_dir,
+                    self.parts.http,
+                    auth=self.config.download_auth,
+                )
+                status = self._save(
+                    status.advance(Trigger.DOWNLOAD_FINISHED, downloaded_bytes=offer.size)
+                )
+                self._event(self.omaha.report_download_finished, status)
+                # Size and the Omaha sha256 are checked, and TUF's signed length and hashes
+                # now; the payload's own signature and every hash inside it are checked
+                # while it is applied, before the slot may boot.
+                self.trust.verify_download(admission, path)
+            else:
+                status = self._save(status.advance(Trigger.DOWNLOAD_STARTED))
+                status = self._save(
+                    status.advance(Trigger.DOWNLOAD_FINISHED, downloaded_bytes=offer.size)
+                )
+            assert path is not None
             status = self._save(status.advance(Trigger.VERIFIED))
             table = self.backend.slot_table()
             target = table.update_target
@@ -297,8 +316,9 @@ class UpdateAgent:
             status = self._save(
                 status.advance(Trigger.INSTALLED, install_boot_id=self.identity.boot_id)
             )
-            self._event(self.omaha.report_installed, status)
-            path.unlink(missing_ok=True)
+            if local is None:
+                self._event(self.omaha.report_installed, status)
+                path.unlink(missing_ok=True)
             log.info("installed", extra=log_fields(version=offer.version, slot=target.value))
         except (AgentError, PayloadError, DiskError) as exc:
             code = exc.error_code if isinstance(exc, AgentError) else payload_error_code(exc)
@@ -307,7 +327,7 @@ class UpdateAgent:
             )
             status = self._save(status.failed(code, str(exc)))
             refused = PayloadIntegrityError | PayloadSignatureError | UntrustedPayloadError
-            if isinstance(exc, refused) and path:
+            if isinstance(exc, refused) and path and local is None:
                 path.unlink(missing_ok=True)  # never retry a payload that failed verification
             try:
                 self.omaha.report_error(status, code)
@@ -370,6 +390,36 @@ class UpdateAgent:
             table.prioritize(other)
             return other
 
+    def request_reboot(self) -> None:
+        """Ask the loop to reboot as soon as the reboot strategy allows (locksmithctl
+        send-need-reboot: as if an update waited for a reboot)."""
+        self.next_reboot_try = self.parts.now()
+        self._wake.set()
+
+    def install_local(self, path: Path, version: str) -> CheckResult:
+        """Install a payload file without the server (``wellcar agent update --payload``,
+        flatcar-update's offline mode): the payload's signature and every hash are checked
+        as for a download; TUF is not consulted (there may be no network)."""
+        with self._lock:
+            if self.parts.trusted_keys is None:
+                raise AgentError(
+                    f"no payload signing keys loaded (from {self.config.payload_key_dir}): "
+                    "refusing to install a payload file"
+                )
+            status = self.store.load()
+            if status.state is not UpdateState.IDLE:
+                raise AgentError(f"the agent is not idle ({status.state}): try again later")
+            size = path.stat().st_size
+            offer = UpdateOffer(
+                version=version,
+                urls=(path.resolve().as_uri(),),
+                size=size,
+                sha256_b64="",
+                package_name=path.name,
+            )
+            status = self._save(status.advance(Trigger.CHECK).with_offer(offer))
+            return self._install(status, offer, local=path)
+
     # --- the loop -----------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
@@ -378,6 +428,7 @@ class UpdateAgent:
             self.boot()
         now = self.parts.now()
         next_check = now + self.schedule.first_delay(self.parts.rng)
+        self._note_next_check(next_check)
         while not stop.is_set() and not self.rebooting:
             now = self.parts.now()
             if self.next_release_try is not None and now >= self.next_release_try:
@@ -398,6 +449,7 @@ class UpdateAgent:
                 next_check = self.parts.now() + self.schedule.next_delay(
                     self.parts.rng, consecutive_failures=failures, poll_interval=self.poll_interval
                 )
+                self._note_next_check(next_check)
                 continue
             deadlines = [next_check] + [
                 t for t in (self.next_reboot_try, self.next_release_try) if t is not None

@@ -18,11 +18,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 
-from wellcar.agent.assemble import build_parts, trusted_keys_from
+from wellcar.agent.assemble import build_parts, required_keys
 from wellcar.agent.config import MACHINE_ID_PATH, AgentConfig, NodeIdentity, load_config
 from wellcar.agent.config import load_identity as load_node_identity
 from wellcar.agent.control import AgentService, ControlError
-from wellcar.agent.daemon import UpdateAgent
+from wellcar.agent.daemon import AgentParts, UpdateAgent
 from wellcar.agent.errors import AgentError
 from wellcar.agent.slot_backend import (
     BlockDeviceSlotBackend,
@@ -30,6 +30,7 @@ from wellcar.agent.slot_backend import (
     SlotBackend,
     SlotBackendError,
 )
+from wellcar.agent.supervisor import FatalStartError, StartupGate
 from wellcar.disk import DiskError, read_gpt
 from wellcar.logline import LOG_FORMATS, LOG_LEVELS, configure_logging, log_fields
 
@@ -38,8 +39,9 @@ log = logging.getLogger("wellcar.agent.run")
 _MACHINE_ID = re.compile(r"[0-9a-f]{32}")
 
 
-class RunError(AgentError):
-    """The agent cannot start or its loop died; the message says why."""
+class RunError(FatalStartError):
+    """The agent cannot start (a command-line mistake) or its loop died; the message says
+    why."""
 
 
 def agent_log_identifier(brand: str) -> str:
@@ -101,16 +103,28 @@ def run_agent(
     # The simulated machine does not go down by itself when asked to reboot: the agent
     # ends instead, and the next start powers the node on again.
     on_reboot = RebootHook()
-    config = load_config(root, brand)
-    keys = trusted_keys_from(config, allow_unsigned)  # before anything is touched
-    backend: SlotBackend
-    if disk_image is not None:
-        simulated = simulated_node(config, disk_image, on_reboot)
-        backend, identity = simulated, simulated_identity(config, simulated)
-    else:
-        backend = BlockDeviceSlotBackend(state_dir=config.state_dir, brand=config.brand)
-        identity = load_node_identity(config)
-    parts = build_parts(config, identity, backend, trusted_keys=keys, allow_unsigned=allow_unsigned)
+
+    def assemble() -> tuple[AgentConfig, AgentParts]:
+        config = load_config(root, brand)
+        keys = required_keys(config, allow_unsigned)  # before anything is touched
+        backend: SlotBackend
+        if disk_image is not None:
+            simulated = simulated_node(config, disk_image, on_reboot)
+            backend, identity = simulated, simulated_identity(config, simulated)
+        else:
+            backend = BlockDeviceSlotBackend(state_dir=config.state_dir, brand=config.brand)
+            identity = load_node_identity(config)
+        parts = build_parts(
+            config, identity, backend, trusted_keys=keys, allow_unsigned=allow_unsigned
+        )
+        return config, parts
+
+    # A configuration the agent cannot act on waits here (blocked, with backoff) instead
+    # of ending the process: systemd would restart it for ever (see supervisor.py).
+    ready = StartupGate(root, brand).wait_until_ready(assemble)
+    if ready is None:
+        return
+    config, parts = ready
     service = AgentService(UpdateAgent(parts))
     on_reboot.target = service.request_stop
     service.start()

@@ -36,6 +36,7 @@ __all__ = [
     "UpdateState",
     "allowed_triggers",
     "next_state",
+    "update_engine_operation",
 ]
 
 
@@ -118,3 +119,16 @@ def next_state(state: UpdateState, trigger: Trigger) -> UpdateState:
 
 def allowed_triggers(state: UpdateState) -> frozenset[Trigger]:
     return frozenset(t for (s, t) in TRANSITIONS if s is state)
+
+
+def update_engine_operation(state: UpdateState, *, blocked: bool = False) -> str:
+    """The ``CURRENT_OP`` that ``update_engine_client -status`` prints for the agent's state.
+
+    The one place the agent's states meet update_engine's names. A blocked agent (a
+    configuration it cannot act on, see ``wellcar.agent.supervisor``) is idle to
+    update_engine's clients, as update_engine with ``SERVER=disabled`` is; the reason
+    is in the status's other lines. Every ``UpdateState`` is one of update_engine's.
+    """
+    if blocked and state not in BUSY_STATES and state is not UpdateState.UPDATED_NEED_REBOOT:
+        return UpdateState.IDLE.value
+    return state.value

@@ -81,6 +81,12 @@ class AgentStatus:
     consecutive_check_failures: int = 0  # server errors in a row, for the backoff
     install_boot_id: str | None = None  # boot id when the update was installed
     rolled_back_version: str | None = None  # the last version that booted and fell back
+    # The agent cannot act on its configuration (bad update.conf, no payload keys, ...):
+    # it waits and tries again (see wellcar.agent.supervisor); None when it can act.
+    blocked_reason: str | None = None
+    blocked_since: datetime | None = None
+    # When the agent next checks for an update, or retries its start-up while blocked.
+    next_check_time: datetime | None = None
 
     def advance(self, trigger: Trigger, **changes: Any) -> AgentStatus:
         """The status after ``trigger`` (validated by the state machine), with
@@ -224,8 +230,10 @@ _TEXT_FIELDS = frozenset(
         "aleph_version",
         "install_boot_id",
         "rolled_back_version",
+        "blocked_reason",
     }
 )
+_TIME_FIELDS = frozenset({"last_check_time", "blocked_since", "next_check_time"})
 _COUNT_FIELDS = frozenset(
     {"new_payload_size", "downloaded_bytes", "update_attempts", "consecutive_check_failures"}
 )
@@ -254,7 +262,7 @@ def _decode_field(name: str, value: Any, default: Any) -> Any:
         if type(value) is not bool:
             raise ValueError("not a boolean")
         return value
-    if name == "last_check_time":
+    if name in _TIME_FIELDS:
         if not isinstance(value, str):
             raise ValueError("not a timestamp")
         return datetime.fromisoformat(value)

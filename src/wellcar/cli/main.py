@@ -21,9 +21,16 @@ def version() -> None:
     typer.echo(__version__)
 
 
+def agent(ctx: typer.Context) -> None:
+    """`wellcar agent ...` is the node's own command line (argparse, no typer: it runs on
+    the node's python3), reached through the full CLI too."""
+    from wellcar.agent.cli import main as agent_main
+
+    raise typer.Exit(agent_main(ctx.args))
+
+
 @cache
 def build_app() -> typer.Typer:
-    from wellcar.cli.agent_commands import agent_app
     from wellcar.cli.api_commands import api_app
     from wellcar.cli.build_command import build_command
     from wellcar.cli.config_commands import config_app
@@ -51,7 +58,13 @@ def build_app() -> typer.Typer:
     app.add_typer(
         vm_app, name="vm", help="Run disk images in QEMU (UEFI, serial console, ssh on 127.0.0.1)"
     )
-    app.add_typer(agent_app, name="agent")
+    app.command(
+        "agent",
+        help="The node's update agent: run, status, check, update, reset, rollback "
+        "(`wellcar agent --help`).",
+        context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+        add_help_option=False,
+    )(agent)
     app.add_typer(release_app, name="release")
     app.add_typer(trust_app, name="trust")
     app.add_typer(config_app, name="config", help="Ignition configs and Butane YAML")
@@ -67,9 +80,9 @@ def __getattr__(name: str) -> Any:
 
 def main() -> None:
     if sys.argv[1:2] == ["agent"]:
-        from wellcar.cli.agent_commands import agent_app
+        from wellcar.agent.cli import main as agent_main
 
-        sys.exit(agent_app(args=sys.argv[2:], prog_name="wellcar agent"))
+        sys.exit(agent_main(sys.argv[2:]))
     sys.exit(build_app()())
 
 

@@ -54,9 +54,23 @@ LAUNCHER = """#!/usr/bin/python3
 import sys
 
 sys.path.insert(0, "/usr/lib/wellcar/python")
-from wellcar.cli.main import main
+from wellcar.agent.cli import wellcar_main
 
-main()
+sys.exit(wellcar_main())
+"""
+# Flatcar's node commands (wellcar.agent.compat), as /usr/bin launchers: name -> module.
+COMPAT_LAUNCHERS = {
+    "update_engine_client": "wellcar.agent.compat.update_engine_client",
+    "locksmithctl": "wellcar.agent.compat.locksmithctl",
+}
+COMPAT_LAUNCHER = """#!/usr/bin/python3
+# Flatcar's {name}, installed by the image build (see docs/agent.md).
+import sys
+
+sys.path.insert(0, "/usr/lib/wellcar/python")
+from {module} import main
+
+sys.exit(main())
 """
 
 
@@ -169,6 +183,10 @@ def install_wellcar(rootfs: Path) -> Path:
     launcher.parent.mkdir(parents=True, exist_ok=True)
     launcher.write_text(LAUNCHER, encoding="utf-8")
     launcher.chmod(0o755)
+    for name, module in COMPAT_LAUNCHERS.items():
+        compat = rootfs / "usr/bin" / name
+        compat.write_text(COMPAT_LAUNCHER.format(name=name, module=module), encoding="utf-8")
+        compat.chmod(0o755)
     return target
 
 
