@@ -116,3 +116,25 @@ def test_the_daemon_does_not_load_the_cli_or_server_stack() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_an_unreachable_server_backs_off_and_the_agent_stays_up(tmp_path: Path) -> None:
+    keys = tmp_path / "usr/share/wellcar/update-payload-keys"
+    keys.mkdir(parents=True)
+    (tmp_path / "etc/wellcar").mkdir(parents=True)
+    (tmp_path / "etc/wellcar/update.conf").write_text(
+        "SERVER=http://127.0.0.1:9/v1/update/\nHEALTH_UNITS=\nCHECK_INITIAL_DELAY=0\n"
+        "CHECK_INTERVAL=1s\nCHECK_FUZZ=0\nMAX_BACKOFF=1h\n"
+    )
+    image = tmp_path / "node.img"
+    create_disk_image(image, TINY, seed="runner-unreachable")
+    process = _start("run", "--root", str(tmp_path), "--disk-image", str(image), "--allow-unsigned")
+    try:
+        status = _wait_for_status(tmp_path, lambda s: s.consecutive_check_failures >= 3)
+        assert status.last_error_code == 2  # update_engine's OMAHA_REQUEST_ERROR
+        assert status.last_error_message and "unreachable" in status.last_error_message
+        assert status.next_check_time is not None and status.last_check_time is None
+        assert process.poll() is None
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
