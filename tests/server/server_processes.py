@@ -22,9 +22,16 @@ def free_port() -> int:
 
 @contextmanager
 def serve_processes(
-    data_dir: Path, count: int, database: str | None = None, extra_env: dict[str, str] | None = None
+    data_dir: Path,
+    count: int,
+    database: str | None = None,
+    extra_env: dict[str, str] | None = None,
+    log_args: tuple[str, ...] = ("--log-level", "warning"),
+    log_file: Path | None = None,
 ) -> Iterator[list[str]]:
-    """Start `count` server processes on one database; yield their base URLs."""
+    """Start `count` server processes on one database; yield their base URLs.
+
+    Their log goes to ``log_file`` when given (appended), else to a pipe read on failure."""
     procs: list[subprocess.Popen[bytes]] = []
     urls: list[str] = []
     env = {**os.environ, **(extra_env or {})}
@@ -40,20 +47,29 @@ def serve_processes(
                 str(data_dir),
                 "--port",
                 str(port),
-                "--log-level",
-                "warning",
+                *log_args,
             ]
             if database:
                 cmd += ["--database", database]
-            procs.append(
-                subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            )
+            if log_file is None:
+                procs.append(
+                    subprocess.Popen(
+                        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+                    )
+                )
+            else:
+                with log_file.open("ab") as log:
+                    procs.append(
+                        subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=log)
+                    )
             urls.append(f"http://127.0.0.1:{port}")
         deadline = time.monotonic() + 60
         for url, proc in zip(urls, procs, strict=True):
             while True:
                 if proc.poll() is not None:
                     err = proc.stderr.read().decode() if proc.stderr else ""
+                    if log_file is not None:
+                        err = log_file.read_text(errors="replace")
                     raise RuntimeError(f"server exited: {err[-2000:]}")
                 try:
                     if httpx.get(f"{url}/health", timeout=1).status_code == 200:
