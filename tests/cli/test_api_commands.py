@@ -242,3 +242,19 @@ def test_flags_override_environment(served: Served) -> None:
         env={"WELLCAR_SERVER": "http://127.0.0.1:1", "WELLCAR_TOKEN": "wrong"},
     )
     assert isinstance(ok_json(result), list)
+
+
+def test_server_text_reaches_the_terminal_as_text(served: Served) -> None:
+    # An application name is whatever an admin typed: Rich markup and C1 controls in it
+    # are shown, not interpreted (a stray "[/]" used to be a MarkupError traceback).
+    name = "[bold]x[/bold] [/] \u009b31m \u202egnp.exe"
+    ok_json(run(served, "apps", "create", name, "--id", "{6f1c0a37-3c3e-4a79-9d55-1c9f4b7e1a10}",
+                "--json"))  # fmt: skip
+    listing = run(served, "apps", "list")
+    assert listing.exit_code == 0, listing.stderr
+    assert "[bold]x[/bold] [/]" in listing.stdout
+    assert r"\u009b31m" in listing.stdout and r"\u202egnp.exe" in listing.stdout
+    assert "\u009b" not in listing.stdout and "\u202e" not in listing.stdout
+    # The server's error text quotes what was asked for: escaped on the error line too.
+    line = failed(run(served, "apps", "show", "\x1b]0;owned\x07\x1b[2J"))
+    assert "\x1b" not in line and "\x07" not in line and "[2J" in line

@@ -16,9 +16,11 @@ from typing import Annotated, Any
 import typer
 from pydantic import BaseModel, ValidationError
 from rich.table import Table
+from rich.text import Text
 
 from wellcar.cli.api_client import ApiClient, ApiClientError
 from wellcar.cli.output import UsageError, fail, out
+from wellcar.logline.encode import visible
 from wellcar.server.api.models import (
     AppCreate,
     Application,
@@ -191,7 +193,8 @@ def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[str
     for col in columns:
         t.add_column(col, overflow="fold")
     for row in rows:
-        t.add_row(*row)
+        # Server data, shown as text: no Rich markup, no terminal control sequences.
+        t.add_row(*(Text(visible(cell)) for cell in row))
     out.print(t)
 
 

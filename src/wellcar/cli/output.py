@@ -9,6 +9,8 @@ from typing import Any, NoReturn
 import typer
 from rich.console import Console
 
+from wellcar.logline.encode import visible
+
 err = Console(stderr=True, soft_wrap=True, highlight=False)
 PIPE_WIDTH = 240  # tables written to a pipe or file are not squeezed to 80 columns
 
@@ -34,5 +36,5 @@ class UsageError(Exception):
 
 def fail(message: str) -> NoReturn:
     """End the command with one ``error:`` line on stderr and exit status 1."""
-    err.print(f"error: {message}", markup=False)
+    err.print(f"error: {visible(message)}", markup=False)
     raise typer.Exit(1)

@@ -49,6 +49,17 @@ def _escape_char(match: re.Match[str]) -> str:
     return char
 
 
+def _escape_unsafe(match: re.Match[str]) -> str:
+    char = match.group()
+    return char if char in "\"\\" else _escape_char(match)
+
+
+def visible(text: str) -> str:
+    """``text`` safe to show on a terminal: what ``quote`` escapes, escaped the same way,
+    without quotes and with quotes and backslashes left as they are."""
+    return _NEEDS_LOOK.sub(_escape_unsafe, text)
+
+
 def quote(text: str) -> str:
     """``text`` as a double-quoted string with JSON escapes (no length limit)."""
     return '"' + _NEEDS_LOOK.sub(_escape_char, text) + '"'
