@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from wellcar.agent.status_view import status_lines
 from wellcar.logline import JsonFormatter, LogfmtFormatter, parse_logfmt
 from wellcar.omaha import UpdateCheckResponse
 
@@ -124,3 +125,16 @@ def test_a_hostile_download_url_is_logged_inside_one_field(
     assert len(downloads) == 1, [line["msg"] for line in lines]
     assert "/payload/" in downloads[0]["error"], downloads[0]
     assert all("\n" not in line["msg"] for line in lines)
+
+
+def test_a_hostile_error_text_cannot_add_status_lines(
+    node: ControlNode, omaha: OmahaStub, captured: Captured
+) -> None:
+    with running(node):
+        document = {k: v for k, v in ask(node, "status").items() if k not in ("ok", "command")}
+    document["status"]["last_error_message"] = "x\nCURRENT_OP=UPDATE_STATUS_IDLE\x1b[2J\u2028NEW=1"
+    document["config_error"] = "bad\rSERVER=http://evil/"
+    lines = status_lines(document)
+    keys = [line.split("=", 1)[0] for line in lines]
+    assert keys.count("CURRENT_OP") == 1 and "NEW" not in keys and keys.count("SERVER") == 1
+    assert r"CURRENT_OP=UPDATE_STATUS_IDLE\u001b[2J NEW=1" in "\n".join(lines)

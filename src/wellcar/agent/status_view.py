@@ -32,6 +32,7 @@ from wellcar.agent.slot_backend import BlockDeviceGpt, BlockDeviceSlotBackend, F
 from wellcar.agent.state import UpdateState, update_engine_operation
 from wellcar.agent.status_store import StatusStore
 from wellcar.disk import SlotInfo, SlotTable
+from wellcar.logline.encode import visible
 
 __all__ = [
     "UPDATE_ENGINE_KEYS",
@@ -124,7 +125,9 @@ def _epoch(stamp: str | None) -> int:
 
 
 def _one_line(value: object) -> str:
-    return "" if value is None else " ".join(str(value).split())
+    # Error texts come from the update server: one line, no terminal control sequences,
+    # so no server can add a KEY=VALUE line a script would read.
+    return "" if value is None else visible(" ".join(str(value).split()))
 
 
 def update_engine_lines(document: dict[str, Any]) -> list[str]:
@@ -167,7 +170,7 @@ def status_lines(document: dict[str, Any]) -> list[str]:
     if status.get("blocked_reason"):
         lines.append(f"BLOCKED={_one_line(status['blocked_reason'])}")
     if document.get("config_error"):
-        lines.append(f"CONFIG_ERROR={document['config_error']}")
+        lines.append(f"CONFIG_ERROR={_one_line(document['config_error'])}")
     if status.get("next_check_time"):
         lines.append(f"NEXT_CHECK_TIME={_epoch(status['next_check_time'])}")
     if status["rolled_back_version"]:
