@@ -119,6 +119,7 @@ DEFAULT_PACKAGES: tuple[str, ...] = (
     "python3-typing-extensions",
     "python3-cryptography",
     "python3-zstandard",
+    "python3-systemd",  # the agent logs into the journal with its fields (wellcar.logline)
 )
 # The same snapshot mirrors as the host's apt sources; named explicitly because
 # mmdebstrap's default security mirror is not reachable from build machines without
