@@ -14,6 +14,7 @@ from tests.agent.test_control import wait_until
 from tests.cli.test_agent_commands import TINY
 from wellcar.agent.status_store import AgentStatus, StatusStore
 from wellcar.disk import create_disk_image
+from wellcar.logline import parse_logfmt
 
 
 def _start(*args: str) -> subprocess.Popen[str]:
@@ -81,7 +82,13 @@ def test_without_signing_keys_the_daemon_stays_up_blocked(tmp_path: Path) -> Non
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0
     stderr = process.stderr.read() if process.stderr else ""
-    assert "agent blocked: no payload signing keys" in stderr
+    blocked = [
+        line
+        for line in map(parse_logfmt, stderr.splitlines())
+        if line["msg"].startswith("agent blocked")
+    ]
+    assert blocked and blocked[0]["reason"].startswith("no payload signing keys")
+    assert blocked[0]["level"] == "error" and "retry_at" in blocked[0]
     assert "Traceback" not in stderr
 
 

@@ -171,7 +171,10 @@ def run_agent(
             signal.signal(signum, handler)
     if service.error is not None:
         raise RunError(f"the update loop stopped: {service.error}")
-    log.info("agent stopped: the node is rebooting" if agent.rebooting else "agent stopped")
+    if agent.rebooting:
+        log.info("agent stopped: the node is rebooting")
+    else:
+        log.info("agent stopped")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -40,6 +40,7 @@ from wellcar.agent.errors import AgentError
 from wellcar.agent.slot_backend import SlotBackendError
 from wellcar.agent.status_store import AgentStatus, StatusStore
 from wellcar.disk import DiskError
+from wellcar.logline import log_fields
 
 __all__ = [
     "BLOCKED_FIRST_RETRY",
@@ -261,9 +262,9 @@ class StartupGate:
         try:
             mark_blocked(store, blocked)
         except OSError as save_error:
-            log.warning(f"cannot save the blocked status: {_one_line(save_error)}")
+            log.warning("cannot save the blocked status", extra=log_fields(error=save_error))
         log.error(
-            f"agent blocked: {blocked.reason}; retrying at {blocked.retry_at.isoformat()} "
-            "(or on SIGHUP)"
+            "agent blocked: it tries again at retry_at, or at once on SIGHUP",
+            extra=log_fields(reason=blocked.reason, retry_at=blocked.retry_at.isoformat()),
         )
         return blocked
