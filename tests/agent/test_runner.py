@@ -107,6 +107,7 @@ def test_a_bad_update_conf_blocks_and_a_fixed_one_starts_on_sighup(tmp_path: Pat
         # SERVER=disabled needs no payload keys: it runs (assesses boots), idle.
         _wait_for_status(tmp_path, lambda s: s.blocked_reason is None)
         wait_until(lambda: (tmp_path / "var/lib/wellcar/agent.sock").exists(), timeout=30)
+        time.sleep(1.0)  # the socket is served just before `run` installs its SIGTERM handler
         assert process.poll() is None
     finally:
         process.send_signal(signal.SIGTERM)
