@@ -51,7 +51,7 @@ def _escape_char(match: re.Match[str]) -> str:
 
 def _escape_unsafe(match: re.Match[str]) -> str:
     char = match.group()
-    return char if char in "\"\\" else _escape_char(match)
+    return char if char in '"\\' else _escape_char(match)
 
 
 def visible(text: str) -> str:
