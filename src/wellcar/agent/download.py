@@ -34,16 +34,20 @@ from pathlib import Path
 import httpx
 
 from wellcar.logline import log_fields
+from wellcar.netfetch import (
+    IDENTITY,
+    MAX_REDIRECTS,
+    Deadline,
+    FetchDeadlineError,
+    FetchEncodedError,
+    RedirectRefused,
+    refuse_encoded,
+    send_following_redirects,
+)
 from wellcar.omaha import ErrorCode
 
 from .errors import AgentError, DownloadError, PayloadHashMismatch, PayloadSizeMismatch
-from .omaha_client import (
-    MAX_REDIRECTS,
-    UPDATER_VERSION,
-    RedirectRefused,
-    UpdateOffer,
-    send_following_redirects,
-)
+from .omaha_client import UPDATER_VERSION, UpdateOffer
 
 __all__ = [
     "ProgressCallback",
@@ -61,6 +65,15 @@ FINAL_SUFFIX = ".payload"
 # Statuses that mean "try again later" rather than "not here".
 TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
+# The whole download (every URL and retry) ends by this deadline: enough for the payload
+# at a slow but working link, and never weeks for a server that drips bytes.
+DEADLINE_BASE_SECONDS = 600.0
+DEADLINE_MIN_BYTES_PER_SECOND = 32 * 1024
+
+
+def download_deadline(size: int) -> float:
+    """Seconds a download of ``size`` bytes may take in all (about 2.7 h for 300 MB)."""
+    return DEADLINE_BASE_SECONDS + size / DEADLINE_MIN_BYTES_PER_SECOND
 
 
 def partial_path(offer: UpdateOffer, dest_dir: Path) -> Path:
@@ -197,7 +210,9 @@ class _Downloader:
         auth: tuple[str, str] | None,
         timeout: float,
         max_redirects: int,
+        deadline: Deadline,
     ) -> None:
+        self.deadline = deadline
         self.offer = offer
         self.part = part
         self.http = http
@@ -215,7 +230,7 @@ class _Downloader:
         _Transient / _UrlBroken (DownloadError for local failures)."""
         part, size = self.part, self.offer.size
         start = part.size
-        headers = {"Accept-Encoding": "identity", "User-Agent": UPDATER_VERSION}
+        headers = {**IDENTITY, "User-Agent": UPDATER_VERSION}
         if start > 0:
             headers["Range"] = f"bytes={start}-"
         try:
@@ -227,6 +242,7 @@ class _Downloader:
                 timeout=self.timeout,
                 max_redirects=self.max_redirects,
                 auth=self.auth,
+                deadline=self.deadline,
             )
         except RedirectRefused as exc:
             raise _UrlBroken(DownloadError(f"{url}: {exc}")) from None
@@ -238,6 +254,7 @@ class _Downloader:
                 # No chunk_size: httpx would buffer up to it and lose the buffer
                 # when the connection breaks, and those bytes are the resume point.
                 for chunk in response.iter_raw():
+                    self.deadline.check()
                     if part.size + len(chunk) > size:
                         # An endless (or just wrong) body: never hold or write more
                         # than the payload's size; what is on disk is suspect too.
@@ -260,9 +277,10 @@ class _Downloader:
             raise _Transient(f"{url}: HTTP {status}")
         if status not in (200, 206):
             raise _UrlBroken(DownloadError(f"{url}: HTTP {status}"))
-        encoding = response.headers.get("content-encoding", "").strip().lower()
-        if encoding not in ("", "identity"):
-            raise _UrlBroken(DownloadError(f"{url}: served with Content-Encoding {encoding[:20]}"))
+        try:
+            refuse_encoded(response)
+        except FetchEncodedError as exc:
+            raise _UrlBroken(DownloadError(f"{url}: {exc}")) from None
         if status == 206:
             m = _CONTENT_RANGE.fullmatch(response.headers.get("content-range", "").strip())
             if m is None or int(m.group(1)) != start or int(m.group(2)) < int(m.group(1)):
@@ -300,12 +318,15 @@ def download_payload(
     retry_delay: float = 2.0,
     sleep: Callable[[float], None] = time.sleep,
     max_redirects: int = MAX_REDIRECTS,
+    deadline_seconds: float | None = None,
 ) -> Path:
     """Download ``offer`` into ``dest_dir`` and return the verified file.
 
     Raises DownloadError (9 transfer, 14 local write), PayloadSizeMismatch (11)
     or PayloadHashMismatch (10) when no URL yields the promised bytes.
     ``auth`` (``config.download_auth``) is sent only to each URL's own origin.
+    Everything ends within ``deadline_seconds`` (default: ``download_deadline(size)``);
+    then DownloadError (9), and the partial file stays for the next check to resume.
     """
     dest_dir.mkdir(parents=True, exist_ok=True)
     final = final_path(offer, dest_dir)
@@ -329,9 +350,19 @@ def download_payload(
                 f"{free} free",
                 error_code=ErrorCode.DOWNLOAD_WRITE_ERROR,
             )
-        downloader = _Downloader(offer, part, http, on_progress, auth, timeout, max_redirects)
+        seconds = download_deadline(offer.size) if deadline_seconds is None else deadline_seconds
+        deadline = Deadline(seconds, f"download of payload {offer.version}")
+        downloader = _Downloader(
+            offer, part, http, on_progress, auth, timeout, max_redirects, deadline
+        )
         downloader._progress()
-        _fetch_from_urls(downloader, retry_delay, sleep)
+        try:
+            with deadline:
+                _fetch_from_urls(downloader, retry_delay, sleep)
+        except FetchDeadlineError as exc:
+            raise DownloadError(
+                f"{exc} ({part.size} of {offer.size} bytes); the next check resumes it"
+            ) from None
         os.fsync(part.fd)
     finally:
         part.close()
@@ -351,6 +382,7 @@ def _fetch_from_urls(d: _Downloader, retry_delay: float, sleep: Callable[[float]
     for url in offer.urls:
         failures = 0
         while failures < max_failures:
+            d.deadline.check()
             resumed_from = part.size
             try:
                 d.attempt(url)

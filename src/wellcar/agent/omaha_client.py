@@ -25,11 +25,21 @@ import contextlib
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 import httpx
 
 from wellcar import __version__
+from wellcar.netfetch import (
+    MAX_REDIRECTS,
+    Deadline,
+    FetchDeadlineError,
+    FetchEncodedError,
+    FetchTooLargeError,
+    RedirectRefused,
+    read_capped,
+    send_following_redirects,
+)
 from wellcar.omaha import (
     OS,
     AppRequest,
@@ -61,20 +71,15 @@ from .status_store import AgentStatus
 __all__ = [
     "DEFAULT_MAX_FAILURES_PER_URL",
     "FIRST_CHECK_PREVIOUS_VERSION",
-    "MAX_REDIRECTS",
     "MAX_RESPONSE_BYTES",
     "UPDATER_VERSION",
-    "BodyTooLarge",
     "CheckResult",
     "InstallSource",
     "NoUpdate",
     "OmahaClient",
-    "RedirectRefused",
     "UpdateOffer",
     "check_event",
     "interpret_update_check",
-    "read_capped",
-    "send_following_redirects",
 ]
 
 UPDATER_VERSION = f"wellcar-agent-{__version__}"
@@ -84,9 +89,8 @@ OS_PLATFORM = "CoreOS"
 OS_VERSION = "Chateau"
 FIRST_CHECK_PREVIOUS_VERSION = "0.0.0.0"
 MAX_RESPONSE_BYTES = 1024 * 1024
-MAX_REDIRECTS = 5
+EXCHANGE_DEADLINE_FACTOR = 2  # an exchange may take twice HTTP_TIMEOUT, in all
 DEFAULT_MAX_FAILURES_PER_URL = 10  # update_engine's default for MaxFailureCountPerUrl
-_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _INVALID = ErrorCode.OMAHA_RESPONSE_INVALID
 
 
@@ -121,100 +125,6 @@ class UpdateOffer:
 
 
 CheckResult = NoUpdate | UpdateOffer
-
-
-# --- HTTP with bounded redirects and bodies -----------------------------------------
-
-
-class RedirectRefused(Exception):
-    """Too many redirects, a downgrade from https to http, a non-http or
-    malformed target."""
-
-
-def send_following_redirects(
-    http: httpx.Client,
-    method: str,
-    url: str,
-    *,
-    headers: dict[str, str],
-    content: bytes | None = None,
-    timeout: float,
-    max_redirects: int = MAX_REDIRECTS,
-    auth: tuple[str, str] | None = None,
-) -> httpx.Response:
-    """Send and follow up to ``max_redirects`` redirects by hand, returning the
-    final response unread (``stream=True``; the caller closes it).
-
-    By hand because the rules differ from httpx's: every redirect re-sends the
-    same method and body (an Omaha server only answers POST, so turning it into
-    a GET as browsers do for 301-303 could only fail), https may never lead to
-    http, and credentials go only to the origin they were configured for.
-    """
-    current = url
-    origin = urlsplit(url)[:2]
-    for _ in range(max_redirects + 1):
-        try:
-            same_origin = urlsplit(current)[:2] == origin
-            request = http.build_request(
-                method, current, headers=headers, content=content, timeout=timeout
-            )
-        except (httpx.InvalidURL, ValueError):
-            raise RedirectRefused(f"not a usable URL: {current[:200]!r}") from None
-        try:
-            response = http.send(
-                request,
-                stream=True,
-                follow_redirects=False,
-                auth=auth if (auth is not None and same_origin) else None,
-            )
-        except httpx.RemoteProtocolError as exc:
-            # httpx parses Location even when not following it; a malformed one
-            # is the server's answer, not a network failure.
-            if str(exc).startswith("Invalid URL in location header"):
-                raise RedirectRefused(f"unusable redirect target: {exc}") from None
-            raise
-        location = response.headers.get("location")
-        if response.status_code not in _REDIRECT_STATUSES or not location:
-            return response
-        response.close()
-        current = _redirect_target(current, location)
-    raise RedirectRefused(f"more than {max_redirects} redirects from {url}")
-
-
-def _redirect_target(current: str, location: str) -> str:
-    try:
-        target = urljoin(current, location)
-        parts = urlsplit(target)
-        _ = parts.port  # ValueError on a bad port
-    except ValueError:
-        raise RedirectRefused(f"unusable redirect target: {location[:200]!r}") from None
-    if parts.scheme not in ("http", "https"):
-        raise RedirectRefused(f"redirect to a non-http URL refused: {target[:200]}")
-    if urlsplit(current).scheme == "https" and parts.scheme == "http":
-        raise RedirectRefused(f"redirect from https to http refused: {target[:200]}")
-    if not parts.hostname or any(c.isspace() or ord(c) < 0x20 for c in target):
-        raise RedirectRefused(f"unusable redirect target: {location[:200]!r}")
-    return target
-
-
-class BodyTooLarge(Exception):
-    """A response body over the caller's limit."""
-
-
-def read_capped(response: httpx.Response, limit: int) -> bytes:
-    """The raw body, refusing (BodyTooLarge) as soon as it exceeds ``limit``,
-    so that a hostile endless body is never held in memory."""
-    declared = response.headers.get("content-length")
-    if declared is not None and declared.strip().isdigit() and int(declared) > limit:
-        raise BodyTooLarge(f"Content-Length {declared.strip()} exceeds {limit} bytes")
-    chunks: list[bytes] = []
-    total = 0
-    for chunk in response.iter_raw():
-        total += len(chunk)
-        if total > limit:
-            raise BodyTooLarge(f"body exceeds {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 # --- interpreting an update check ----------------------------------------------------
@@ -439,34 +349,40 @@ class OmahaClient:
             "User-Agent": UPDATER_VERSION,
         }
         timeout = self.config.http_timeout.total_seconds()
+        # The whole exchange, redirects and a dripping body included, ends in time: a
+        # check that hangs would hold the agent's loop (no checks, reboots or reports).
+        deadline = Deadline(EXCHANGE_DEADLINE_FACTOR * timeout, f"update check at {self.server}")
         try:
-            response = send_following_redirects(
-                self.http,
-                "POST",
-                self.server,
-                headers=headers,
-                content=render_request(request),
-                timeout=timeout,
-                max_redirects=self.max_redirects,
-            )
+            with deadline:
+                response = send_following_redirects(
+                    self.http,
+                    "POST",
+                    self.server,
+                    headers=headers,
+                    content=render_request(request),
+                    timeout=timeout,
+                    max_redirects=self.max_redirects,
+                    deadline=deadline,
+                )
+                with contextlib.closing(response):
+                    final_url = str(response.request.url)
+                    if not 200 <= response.status_code < 300:
+                        raise OmahaHTTPError(response.status_code, final_url)
+                    try:
+                        body = read_capped(response, self.max_response_bytes, deadline)
+                    except (FetchTooLargeError, FetchEncodedError) as exc:
+                        raise _invalid(f"response from {final_url}: {exc}") from None
+                    except httpx.HTTPError as exc:
+                        raise ServerUnreachable(
+                            f"response from {final_url} broke off: {exc}"
+                        ) from None
+                    content_type = response.headers.get("content-type")
         except RedirectRefused as exc:
             raise _invalid(str(exc)) from None
+        except FetchDeadlineError as exc:
+            raise ServerUnreachable(str(exc)) from None
         except httpx.HTTPError as exc:
             raise ServerUnreachable(f"update server {self.server} unreachable: {exc}") from None
-        with contextlib.closing(response):
-            final_url = str(response.request.url)
-            if not 200 <= response.status_code < 300:
-                raise OmahaHTTPError(response.status_code, final_url)
-            encoding = response.headers.get("content-encoding", "").strip().lower()
-            if encoding not in ("", "identity"):
-                raise _invalid(f"compressed response ({encoding[:20]}) although identity was asked")
-            try:
-                body = read_capped(response, self.max_response_bytes)
-            except BodyTooLarge as exc:
-                raise _invalid(f"response from {final_url}: {exc}") from None
-            except httpx.HTTPError as exc:
-                raise ServerUnreachable(f"response from {final_url} broke off: {exc}") from None
-            content_type = response.headers.get("content-type")
         try:
             parsed = parse_response(body, content_type)
         except OmahaParseError as exc:
