@@ -544,3 +544,13 @@ def test_identity_requires_machine_and_boot_id(
     with pytest.raises(ConfigError) as info:
         load_identity(AgentConfig(root=tmp_path))
     assert info.value.path == path
+
+
+def test_channel_key(root: Path) -> None:
+    assert load_config(root).channel is None  # worked out from GROUP and the release
+    write(root, "/etc/wellcar/update.conf", "GROUP=stable\nCHANNEL=edge\n")
+    assert load_config(root).channel == "edge"
+    write(root, "/etc/wellcar/update.conf", "CHANNEL=Edge Builds\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(root)
+    assert "CHANNEL" in str(info.value) and "channel name" in str(info.value)

@@ -313,3 +313,65 @@ print(",".join(loaded))
         [sys.executable, "-c", code], check=True, capture_output=True, text=True, timeout=60
     )
     assert out.stdout.strip() == ""
+
+
+# ------------------------------------------------------------------------- channels
+
+NEBRASKA_GROUP = "9a2deb70-37be-4026-853f-bfdd6b347bbe"  # a custom group: names no channel
+
+
+@pytest.mark.parametrize("group", ["stable", NEBRASKA_GROUP])
+def test_a_signed_build_of_another_channel_is_refused(
+    node: Node, sim: RepoSim, payloads: Payloads, group: str
+) -> None:
+    # The update server (whoever controls it) offers a stable node a correctly signed,
+    # newer edge build: the node follows stable (its GROUP, or the release it runs).
+    sim.release("1.0.0", channel="stable")
+    sim.release("2.0.0", channel="edge", content=payloads.good)
+    trusting(node, sim, group=group)
+    with loopback_http({"p": payloads.good}) as mirror:
+        offer_update(node, payloads.good, mirror.url_of("p"))
+        agent = node.agent()
+        assert agent.check() is CheckResult.FAILED
+        assert mirror.requests == []
+    message = agent.status().last_error_message or ""
+    assert "is signed for channel edge, this node follows channel stable" in message
+    assert "set CHANNEL=edge in update.conf" in message
+    assert errors_reported(node) == [12]
+    assert target_is_unbootable(node)
+
+
+@pytest.mark.parametrize(
+    ("changes", "source"),
+    [({"channel": "edge"}, "CHANNEL= in update.conf"), ({"group": "edge"}, "GROUP=")],
+)
+def test_the_operator_can_switch_channels_and_it_is_logged(
+    node: Node, sim: RepoSim, payloads: Payloads, caplog: pytest.LogCaptureFixture,
+    changes: dict[str, str], source: str,
+) -> None:  # fmt: skip
+    sim.release("1.0.0", channel="stable")
+    sim.release("2.0.0", channel="edge", content=payloads.good)
+    trusting(node, sim, **changes)
+    with (
+        caplog.at_level(logging.WARNING, logger="wellcar.agent"),
+        loopback_http({"p": payloads.good}) as mirror,
+    ):
+        offer_update(node, payloads.good, mirror.url_of("p"))
+        assert node.agent().check() is CheckResult.UPDATED
+    switched = [r for r in caplog.records if r.getMessage() == "channel switched by the operator"]
+    assert len(switched) == 1
+    reason = switched[0].__dict__["wellcar_fields"]["reason"]
+    assert reason.startswith("channel edge (from " + source) and "switched from stable" in reason
+
+
+def test_a_node_whose_channel_nothing_names_refuses_and_says_how_to_fix_it(
+    node: Node, sim: RepoSim, payloads: Payloads
+) -> None:
+    sim.release("2.0.0", channel="edge", content=payloads.good)  # 1.0.0 was never released
+    trusting(node, sim, group=NEBRASKA_GROUP)
+    with loopback_http({"p": payloads.good}) as mirror:
+        offer_update(node, payloads.good, mirror.url_of("p"))
+        agent = node.agent()
+        assert agent.check() is CheckResult.FAILED
+        assert mirror.requests == []
+    assert "set CHANNEL=<name> in update.conf" in (agent.status().last_error_message or "")

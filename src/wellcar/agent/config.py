@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 
 from wellcar.logline import log_fields
 from wellcar.omaha import FLATCAR_APP_ID
+from wellcar.trust.channels import CHANNEL_NAME
 
 from .errors import ConfigError
 
@@ -373,6 +374,9 @@ class AgentConfig:
     server: str | None = None  # Omaha URL; None = updates disabled
     default_server: str | None = None  # the vendor's built-in SERVER (the "production" URL)
     group: str = DEFAULT_GROUP
+    # CHANNEL=: the release channel the operator chose (switching channels); None: the
+    # channel the node follows is worked out from GROUP and the running release.
+    channel: str | None = None
     machine_alias: str | None = None
     app_id: str = FLATCAR_APP_ID
     version: str = "0.0.0"  # the running OS version (release file)
@@ -461,6 +465,7 @@ _PLAIN_KEYS = frozenset(
     {
         "SERVER",
         "GROUP",
+        "CHANNEL",
         "MACHINE_ALIAS",
         "APP_ID",
         "REBOOT_STRATEGY",
@@ -635,6 +640,11 @@ class _Loader:
                 if any(c.isspace() for c in entry.value):
                     raise _fail(entry, "must not contain whitespace")
                 self.values[name] = entry.value
+        entry = layers.value("CHANNEL")
+        if entry is not None and entry.value:
+            if not CHANNEL_NAME.fullmatch(entry.value):
+                raise _fail(entry, "must be a channel name like stable or edge ([a-z][a-z0-9-]*)")
+            self.values["channel"] = entry.value
         entry = layers.value("MACHINE_ALIAS")
         if entry is not None:
             self.values["machine_alias"] = entry.value

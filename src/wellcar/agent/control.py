@@ -193,6 +193,7 @@ def status_document(
         "config": {
             "server": config.server,
             "group": config.group,
+            "channel": config.channel,
             "version": config.version,
             "reboot_strategy": config.reboot_strategy.value,
             "state_dir": str(config.state_dir),

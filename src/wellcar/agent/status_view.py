@@ -176,6 +176,8 @@ def status_lines(document: dict[str, Any]) -> list[str]:
     if status["rolled_back_version"]:
         lines.append(f"ROLLED_BACK_VERSION={status['rolled_back_version']}")
     lines += [f"SERVER={config['server'] or 'disabled'}", f"GROUP={config['group']}"]
+    if config.get("channel"):  # the operator switched channels (docs/trust.md)
+        lines.append(f"CHANNEL={config['channel']}")
     lines.append(f"REBOOT_STRATEGY={config['reboot_strategy']}")
     lines.append(daemon_line(document))
     if document.get("boot"):

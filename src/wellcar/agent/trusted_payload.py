@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from wellcar.agent.config import AgentConfig
+from wellcar.agent.config import DEFAULT_GROUP, AgentConfig
 from wellcar.agent.errors import (
     AgentError,
     ConfigError,
@@ -40,6 +40,7 @@ from wellcar.agent.errors import (
 from wellcar.agent.omaha_client import UpdateOffer
 from wellcar.logline import log_fields
 from wellcar.omaha.codes import ErrorCode
+from wellcar.trust.channels import NodeChannel
 from wellcar.trust.errors import TargetMismatchError, TargetRejectedError, TrustError
 
 if TYPE_CHECKING:
@@ -60,6 +61,7 @@ class Admission:
     version: str
     target: VerifiedTarget | None = None
     verifier: TrustedUpdateVerifier | None = None
+    channel: NodeChannel | None = None
 
 
 def agent_error(exc: TrustError, version: str) -> AgentError:
@@ -101,7 +103,11 @@ class TrustGate:
         board: str,
         running_version: str,
         http_timeout: float = 60.0,
+        channel: str | None = None,
+        group: str = DEFAULT_GROUP,
     ) -> None:
+        self.channel = channel  # CHANNEL= (the operator's choice), else worked out
+        self.group = group
         self.trust_root = trust_root
         self.metadata_dir = metadata_dir
         self.repository = repository
@@ -123,6 +129,8 @@ class TrustGate:
             board=config.board,
             running_version=config.version,
             http_timeout=config.http_timeout.total_seconds(),
+            channel=config.channel,
+            group=config.group,
         )
 
     def log_mode(self) -> None:
@@ -175,9 +183,22 @@ class TrustGate:
         try:
             state = verifier.refresh()
             target = verifier.find_payload(offer.version)
+            channel = verifier.node_channel(self.channel, self.group, self.running_version)
+            if channel is None:
+                raise UntrustedPayloadError(
+                    f"payload {offer.version}: cannot tell which channel this node follows "
+                    f"(its release {self.running_version} is not in the signed metadata and "
+                    f"GROUP={self.group} names none of its channels); set CHANNEL=<name> in "
+                    "update.conf — nothing was downloaded"
+                )
+            if channel.switched:
+                log.warning(
+                    "channel switched by the operator",
+                    extra=log_fields(reason=channel.describe(), version=offer.version),
+                )
             # Refused now rather than after a download of hundreds of MB; verify_payload
             # checks it again.
-            verifier.admit(target, self.running_version)
+            verifier.admit(target, self.running_version, channel)
         except TrustError as exc:
             raise agent_error(exc, offer.version) from None
         log.info(
@@ -208,7 +229,7 @@ class TrustGate:
             "trust admitted",
             extra=log_fields(version=offer.version, target=target.name, length=target.length),
         )
-        return Admission(offer.version, target, verifier)
+        return Admission(offer.version, target, verifier, channel)
 
     def verify_download(self, admission: Admission, path: Path) -> None:
         """Admit the downloaded ``path`` for installation, or raise an :class:`AgentError`
@@ -220,7 +241,9 @@ class TrustGate:
                 )
             return
         try:
-            admission.verifier.verify_payload(admission.target.name, path, self.running_version)
+            admission.verifier.verify_payload(
+                admission.target.name, path, self.running_version, admission.channel
+            )
         except TrustError as exc:
             raise agent_error(exc, admission.version) from None
         log.info(

@@ -8,18 +8,16 @@ over the whole tree so no two channels ever share a version.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from datetime import datetime
 
 from wellcar.image.version import CHANNELS, OsVersion, major_for
 from wellcar.release.errors import ChannelError, PromotionError
-
-_NAME = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
+from wellcar.trust.channels import CHANNEL_NAME
 
 
 def check_channel(name: str) -> str:
-    if not _NAME.match(name):
+    if not CHANNEL_NAME.fullmatch(name):
         raise ChannelError(
             f"channel {name!r}: use lowercase letters, digits and '-' (alpha, beta, "
             "stable, lts or a custom name)"

@@ -35,6 +35,7 @@ from tuf.api import exceptions as tuf_errors
 from tuf.api.metadata import Metadata, Snapshot, TargetFile, Targets, Timestamp
 from tuf.ngclient import FetcherInterface, Updater, UpdaterConfig
 
+from wellcar.trust.channels import NodeChannel, choose_channel
 from wellcar.trust.errors import (
     MetadataExpiredError,
     MetadataInconsistentError,
@@ -44,6 +45,7 @@ from wellcar.trust.errors import (
     MetadataTooLargeError,
     MetadataUnavailableError,
     TargetBoardError,
+    TargetChannelError,
     TargetDowngradeError,
     TargetMismatchError,
     TrustError,
@@ -288,8 +290,31 @@ class TrustedUpdateVerifier:
             "published (or not signed yet); refusing to install it"
         )
 
-    def admit(self, target: VerifiedTarget, running_version: str) -> None:
-        """Refuse a target for another board or older than the running version."""
+    def node_channel(
+        self, configured: str | None, group: str, running_version: str
+    ) -> NodeChannel | None:
+        """The channel this node follows under the signed metadata (see
+        wellcar.trust.channels.choose_channel); None when nothing says."""
+        payloads = [
+            t
+            for t in self.targets()
+            if t.name.rsplit("/", 1)[-1] == PAYLOAD_NAME
+            and (self.board is None or t.board == self.board)
+        ]
+        running = next((t.channel for t in payloads if t.version == running_version), None)
+        known = frozenset(t.channel for t in payloads if t.channel)
+        return choose_channel(configured, group, running or None, known)
+
+    def admit(
+        self, target: VerifiedTarget, running_version: str, channel: NodeChannel | None = None
+    ) -> None:
+        """Refuse a target for another board or channel, or older than the running version."""
+        if channel is not None and target.channel != channel.name:
+            raise TargetChannelError(
+                f"{target.name} is signed for channel {target.channel or '(none)'}, this node "
+                f"follows {channel.describe()}; refusing to install it (to switch, set "
+                f"CHANNEL={target.channel or '<name>'} in update.conf)"
+            )
         if self.board is not None and target.board != self.board:
             raise TargetBoardError(
                 f"{target.name} is signed for board {target.board or '(none)'}, this node is "
@@ -306,13 +331,19 @@ class TrustedUpdateVerifier:
                 f"{running_version}; refusing to go back (rollback attack or stale server)"
             )
 
-    def verify_payload(self, target_name: str, path: Path, running_version: str) -> VerifiedTarget:
+    def verify_payload(
+        self,
+        target_name: str,
+        path: Path,
+        running_version: str,
+        channel: NodeChannel | None = None,
+    ) -> VerifiedTarget:
         """Admit a downloaded file for installation, or raise TargetRejectedError.
 
         Checks, under metadata valid now: ``target_name`` is signed, for this board,
         not older than ``running_version``, and ``path`` has its exact length and hashes."""
         target = self.target(target_name)
-        self.admit(target, running_version)
+        self.admit(target, running_version, channel)
         targets = self._fresh_targets()
         info = targets.signed.targets.get(target_name)
         if info is None:  # vanished in a refresh in between: a newer state says no

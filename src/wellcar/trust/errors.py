@@ -78,3 +78,7 @@ class TargetDowngradeError(TargetRejectedError):
 
 class TargetBoardError(TargetRejectedError):
     """The signed target is for another board."""
+
+
+class TargetChannelError(TargetRejectedError):
+    """The signed target belongs to another channel than the node follows."""
