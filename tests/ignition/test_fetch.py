@@ -147,3 +147,35 @@ def test_invalid_referenced_config_is_an_error_naming_its_source() -> None:
     )
     with pytest.raises(ConfigInvalidError, match=r"config from data:.*ignition.version"):
         resolve(parent, Fetcher(), Report())
+
+
+def test_a_gzip_bomb_in_contents_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    import base64
+
+    monkeypatch.setattr("wellcar.ignition.fetch.MAX_SIZE", 1 << 20)
+    bomb = gzip.compress(bytes(16 << 20))  # 16 KiB that decompress to 16 MiB
+    source = "data:;base64," + base64.b64encode(bomb).decode()
+    with pytest.raises(FetchError, match="decompress to more than 1048576 bytes"):
+        Fetcher().fetch(Resource(source=source, compression="gzip"), "$")
+    two_members = gzip.compress(b"a\n") + gzip.compress(b"b\n")
+    source = "data:;base64," + base64.b64encode(two_members).decode()
+    assert Fetcher().fetch(Resource(source=source, compression="gzip"), "$") == b"a\nb\n"
+    truncated = "data:;base64," + base64.b64encode(gzip.compress(b"x" * 100)[:-10]).decode()
+    with pytest.raises(FetchError, match="not valid gzip"):
+        Fetcher().fetch(Resource(source=truncated, compression="gzip"), "$")
+
+
+def test_a_dripping_server_cannot_hold_first_boot() -> None:
+    import time
+
+    from ..netfetch.hostile_server import HostileServer, drip
+
+    server = HostileServer(behaviours={"config.ign": drip(0.3, total=10_000)})
+    try:
+        fetcher = Fetcher(attempts=1, header_timeout_s=5, total_timeout_s=1.5)
+        started = time.monotonic()
+        with pytest.raises(FetchError, match="not complete in time"):
+            fetcher.fetch(Resource(source=f"{server.url}/config.ign"), "$")
+        assert time.monotonic() - started < 1.5 + 5  # the deadline, plus one read at most
+    finally:
+        server.close()

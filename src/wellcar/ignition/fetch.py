@@ -3,7 +3,6 @@ backoff), oem:// files; then gzip decompression and hash verification, as Igniti
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import ssl
 import time
@@ -13,6 +12,7 @@ import urllib.request
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from http.client import HTTPResponse
 from pathlib import Path
 
 from wellcar.ignition.dataurl import decode_data_url
@@ -24,6 +24,10 @@ MAX_BACKOFF_S = 5.0
 DEFAULT_HEADER_TIMEOUT_S = 10.0
 DEFAULT_ATTEMPTS = 6  # about 9 s of waiting in all before giving up
 MAX_SIZE = 1 << 30  # a config's resource larger than 1 GiB is a mistake, not a payload
+# Without timeouts.httpTotal a read still ends: a server dripping one byte before each
+# header timeout must not hold first boot for ever (docs/netfetch.md).
+DEFAULT_READ_DEADLINE_S = 600.0
+READ_CHUNK = 1 << 16
 
 
 @dataclass
@@ -89,6 +93,9 @@ class Fetcher:
         except OSError as exc:
             raise FetchError(f"cannot read {path}: {exc.strerror}") from None
 
+    def _deadline_s(self) -> float:
+        return self.total_timeout_s or DEFAULT_READ_DEADLINE_S
+
     def _opener(self) -> urllib.request.OpenerDirector:
         context = ssl.create_default_context()
         if self.ca_pem:
@@ -110,10 +117,7 @@ class Fetcher:
             )
             try:
                 with opener.open(request, timeout=self.header_timeout_s) as response:
-                    data: bytes = response.read(MAX_SIZE + 1)
-                if len(data) > MAX_SIZE:
-                    raise FetchError(f"{url}: larger than {MAX_SIZE} bytes")
-                return data
+                    return _read_bounded(response, url, started + self._deadline_s())
             except urllib.error.HTTPError as exc:
                 if exc.code < 500:  # a 4xx will not get better by asking again
                     raise FetchError(f"{url}: HTTP {exc.code} {exc.reason}") from None
@@ -129,15 +133,46 @@ class Fetcher:
         raise FetchError(f"{url}: unreachable after {attempt} attempt(s) ({last})")
 
 
+def _read_bounded(response: HTTPResponse, url: str, deadline: float) -> bytes:
+    """The body in chunks as they arrive: at most MAX_SIZE bytes, and not past ``deadline``
+    (checked at every read; each read waits at most the header timeout)."""
+    chunks: list[bytes] = []
+    total = 0
+    while True:
+        if time.monotonic() > deadline:
+            raise FetchError(f"{url}: not complete in time ({total} bytes so far)")
+        chunk = response.read1(READ_CHUNK)
+        if not chunk:
+            return b"".join(chunks)
+        total += len(chunk)
+        if total > MAX_SIZE:
+            raise FetchError(f"{url}: larger than {MAX_SIZE} bytes")
+        chunks.append(chunk)
+
+
 def _decompress(data: bytes, compression: str | None) -> bytes:
+    """gzip contents, refusing output over MAX_SIZE (a small bomb must not fill memory)."""
     if not compression:
         return data
     if compression != "gzip":
         raise FetchError(f"unknown compression {compression!r}")
+    out: list[bytes] = []
+    total = 0
+    rest = data
     try:
-        return gzip.decompress(data)
-    except (OSError, EOFError, zlib.error) as exc:
+        while rest:  # gzip members may be concatenated
+            member = zlib.decompressobj(wbits=31)
+            chunk = member.decompress(rest, MAX_SIZE + 1 - total)
+            total += len(chunk)
+            if total > MAX_SIZE or member.unconsumed_tail:
+                raise FetchError(f"contents decompress to more than {MAX_SIZE} bytes")
+            if not member.eof:
+                raise FetchError("contents are not valid gzip (truncated)")
+            out.append(chunk)
+            rest = member.unused_data
+    except zlib.error as exc:
         raise FetchError(f"contents are not valid gzip ({exc})") from None
+    return b"".join(out)
 
 
 def _verify(data: bytes, expected: str | None) -> None:
