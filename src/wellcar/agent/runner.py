@@ -127,22 +127,9 @@ def run_agent(
     config, parts = ready
     service = AgentService(UpdateAgent(parts))
     on_reboot.target = service.request_stop
-    service.start()
     agent = service.agent
-    log.info(
-        "agent started",
-        extra=log_fields(
-            pid=os.getpid(),
-            version=agent.running_version(),
-            server=config.server,
-            group=config.group,
-            strategy=config.reboot_strategy.value,
-            node=disk_image or "this machine",
-            socket=service.control.path,
-        ),
-    )
-    if parts.trust is not None:
-        parts.trust.log_mode()
+    # Handlers before the control socket exists: a SIGTERM as soon as the socket answers
+    # (systemd stopping a freshly started agent) stops it cleanly too.
     signals: list[int] = []
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -163,6 +150,21 @@ def run_agent(
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
+        service.start()
+        log.info(
+            "agent started",
+            extra=log_fields(
+                pid=os.getpid(),
+                version=agent.running_version(),
+                server=config.server,
+                group=config.group,
+                strategy=config.reboot_strategy.value,
+                node=disk_image or "this machine",
+                socket=service.control.path,
+            ),
+        )
+        if parts.trust is not None:
+            parts.trust.log_mode()
         while not service.join(0.5):
             pass
     finally:
