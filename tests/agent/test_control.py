@@ -552,3 +552,35 @@ def test_the_feed_hands_out_every_save_in_order(tmp_path: Path) -> None:
     assert second is not None and second[1].state is UpdateState.IDLE
     assert feed.load().state is UpdateState.IDLE
     assert feed.wait_for(lambda s: True, after=feed.seq, deadline=time.monotonic() + 0.05) is None
+
+
+# ----------------------------------------------------------------- offline update
+
+
+def test_an_offline_update_installs_a_signed_payload_file_without_the_server(
+    short_dir: Path, payload: SignedPayload, tmp_path: Path
+) -> None:
+    node = make_node(short_dir, None, payload)  # SERVER=disabled: no server at all
+    file = tmp_path / "update.payload"
+    file.write_bytes(payload.data)
+    with running(node):
+        with pytest.raises(ControlCommandError, match="older than the running version"):
+            ask(node, "install", payload=str(file), version="0.9.0")
+        answer = ask(node, "install", payload=str(file), version=NEW_VERSION)
+        assert answer["result"] == "updated-need-reboot", answer
+    b = node.backend().slot_table().slot(Slot.B)
+    assert b.record.version == NEW_VERSION and b.state.value == "bootable"
+
+
+def test_an_offline_update_refuses_a_tampered_payload_file(
+    short_dir: Path, payload: SignedPayload, tmp_path: Path
+) -> None:
+    node = make_node(short_dir, None, payload)
+    file = tmp_path / "update.payload"
+    tampered = bytearray(payload.data)
+    tampered[len(tampered) // 2] ^= 0x01
+    file.write_bytes(bytes(tampered))
+    with running(node):
+        answer = ask(node, "install", payload=str(file), version=NEW_VERSION)
+        assert answer["result"] == "failed", answer
+    assert node.backend().slot_table().slot(Slot.B).state.value != "bootable"
