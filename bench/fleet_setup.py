@@ -23,7 +23,7 @@ from sqlalchemy import create_engine, func, insert, select, text, update
 from sqlalchemy.engine import Connection, Engine
 
 from wellcar.omaha import FLATCAR_APP_ID
-from wellcar.server.catalog import canonical_uuid
+from wellcar.server.data.applications import canonical_uuid
 from wellcar.server.db import schema as t
 from wellcar.server.db.engine import create_db_engine, migrate, normalise_url
 from wellcar.server.fleet_codes import Arch, InstanceStatus, PackageType

@@ -126,9 +126,10 @@ def read_path_costs(url: str, nodes: int, repeat: int = 400) -> list[ReadCost]:
     The difference is what SQLAlchemy Core (statement building, cache key, parameter
     processing, result rows) and the function's own Python add per call.
     """
-    from wellcar.server.catalog import find_application, find_group, load_group
+    from wellcar.server.data.applications import find_application
     from wellcar.server.fleet_codes import Arch
     from wellcar.server.instances import get_instance_app
+    from wellcar.server.omaha_reads import find_group, load_group
 
     db = seed_catalog(url)
     engine = create_db_engine(url, pool_size=2)

@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from wellcar.omaha import FLATCAR_APP_ID, render_request
-from wellcar.server.catalog import canonical_uuid
+from wellcar.server.data.applications import canonical_uuid
 
 from .fleet_seed import Seed
 from .omaha_client import Node, post

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from wellcar.omaha import FLATCAR_APP_ID, parse_response, render_request
-from wellcar.server.catalog import canonical_uuid
+from wellcar.server.data.applications import canonical_uuid
 from wellcar.server.db import schema as t
 from wellcar.server.db.engine import create_db_engine, migrate, sqlite_url
 from wellcar.server.fleet_codes import InstanceStatus

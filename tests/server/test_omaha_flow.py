@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from wellcar.omaha import FLATCAR_APP_ID
-from wellcar.server.catalog import canonical_uuid
+from wellcar.server.data.applications import canonical_uuid
 from wellcar.server.db import schema as t
 from wellcar.server.fleet_codes import ActivityClass, Arch, InstanceStatus
 

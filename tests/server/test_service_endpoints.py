@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from wellcar.omaha import FLATCAR_APP_ID
 from wellcar.server.auth import Role, Tokens
-from wellcar.server.catalog import canonical_uuid
+from wellcar.server.data.applications import canonical_uuid
 
 from .fleet_seed import Seed
 from .omaha_client import Node, post

@@ -19,12 +19,13 @@ from wellcar.omaha import (
     Response,
     UpdateCheckResponse,
 )
-from wellcar.server.catalog import OfferedPackage, find_application, find_group
 from wellcar.server.clock import Clock
+from wellcar.server.data.applications import find_application
 from wellcar.server.db.engine import begin_write
 from wellcar.server.fleet_codes import LEGACY_GROUP_TRACKS, arch_from_board
 from wellcar.server.instances import ClientIdentity, register_instance
 from wellcar.server.lookup_cache import TtlCache
+from wellcar.server.omaha_reads import OfferedPackage, find_group
 from wellcar.server.semver import is_valid
 from wellcar.server.updates import check_for_update, register_event
 

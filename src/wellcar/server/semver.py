@@ -58,8 +58,11 @@ def is_valid(text: str) -> bool:
     return parse_version(text) is not None
 
 
+def sort_key(text: str) -> Version:
+    """The version to sort by; an invalid version counts as 0.0.0, as in Nebraska."""
+    return parse_version(text) or Version(0, 0, 0)
+
+
 def less_than(a: str, b: str) -> bool:
     """a < b; an invalid version counts as 0.0.0, as Nebraska's ignored parse errors do."""
-    va = parse_version(a) or Version(0, 0, 0)
-    vb = parse_version(b) or Version(0, 0, 0)
-    return va < vb
+    return sort_key(a) < sort_key(b)

@@ -13,13 +13,7 @@ from sqlalchemy.engine import Connection
 from wellcar.logline import log_fields
 from wellcar.omaha import FLATCAR_APP_ID
 from wellcar.server.activity_log import add_activity, has_recent_activity
-from wellcar.server.catalog import (
-    GroupView,
-    OfferedPackage,
-    canonical_uuid,
-    floors_above,
-    load_group,
-)
+from wellcar.server.data.applications import canonical_uuid
 from wellcar.server.db import schema as t
 from wellcar.server.fleet_codes import IN_PROGRESS_STATUSES, ActivityClass, InstanceStatus, Severity
 from wellcar.server.instances import (
@@ -29,6 +23,7 @@ from wellcar.server.instances import (
     register_instance,
     set_status,
 )
+from wellcar.server.omaha_reads import GroupView, OfferedPackage, floors_above, load_group
 from wellcar.server.policy import decide_rollout
 from wellcar.server.rollout_counts import count_rollout, rollout_finished
 from wellcar.server.semver import is_valid, less_than

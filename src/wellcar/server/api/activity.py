@@ -7,14 +7,14 @@ from typing import Annotated
 
 from fastapi import Query
 
-from wellcar.server import fleet_queries as fq
-from wellcar.server import fleet_stats as fs
+from wellcar.server.data import activity as data
+from wellcar.server.data.applications import resolve_app
 from wellcar.server.errors import InvalidInput
 
 from .common import EngineDep, PageParam, PerPageParam, make_router, paging, read_tx
 from .deps import Now, Reader
 from .errors import ERROR_RESPONSES
-from .models import ActivityPage
+from .models import Activity, ActivityPage
 
 router = make_router("activity")
 
@@ -62,9 +62,9 @@ def list_activity(
     limit, offset = paging(page, perpage)
     app_ref = app or app_short
     with read_tx(engine) as conn:
-        query = fs.ActivityQuery(
+        query = data.ActivityQuery(
             now=now,
-            app_id=fq.resolve_app(conn, app_ref) if app_ref else None,
+            app_id=resolve_app(conn, app_ref) if app_ref else None,
             group_id=group_id or group,
             channel_id=channel_id or channel,
             instance_id=instance_id or instance,
@@ -75,4 +75,6 @@ def list_activity(
             limit=limit,
             offset=offset,
         )
-        return fs.list_activity(conn, query)
+        found = data.list_activity(conn, query)
+    entries = [Activity.model_validate(a) for a in found.activities]
+    return ActivityPage(totalCount=found.total, count=len(entries), activities=entries)

@@ -4,14 +4,38 @@ from __future__ import annotations
 
 from fastapi import Response
 
-from wellcar.server import fleet_queries as fq
+from wellcar.server.data import applications as data
 
-from .common import EngineDep, PageParam, PerPageParam, make_router, paging, read_tx, write_tx
+from .channels import channel_body
+from .common import (
+    EngineDep,
+    PageParam,
+    PerPageParam,
+    fields_of,
+    make_router,
+    paging,
+    read_tx,
+    write_tx,
+)
 from .deps import Admin, Now, Reader
 from .errors import ERROR_RESPONSES, WRITE_ERROR_RESPONSES
-from .models import AppCreate, Application, AppsPage, AppUpdate
+from .groups import group_body
+from .models import AppCreate, Application, AppsPage, AppUpdate, InstanceCount
 
 router = make_router("applications")
+
+
+def application_body(app: data.Application) -> Application:
+    return Application(
+        id=app.id,
+        product_id=app.product_id,
+        name=app.name,
+        description=app.description,
+        created_ts=app.created_ts,
+        groups=[group_body(g) for g in app.groups],
+        channels=[channel_body(c) for c in app.channels],
+        instances=InstanceCount(count=app.instance_count),
+    )
 
 
 @router.get("/apps", response_model=AppsPage, responses=ERROR_RESPONSES)
@@ -21,35 +45,37 @@ def list_apps(
     """Applications, newest first, each with its groups, channels and active instances."""
     limit, offset = paging(page, perpage)
     with read_tx(engine) as conn:
-        return fq.list_apps(conn, limit, offset, now)
+        found = data.list_apps(conn, limit, offset, now)
+    apps = [application_body(a) for a in found.applications]
+    return AppsPage(totalCount=found.total, count=len(apps), applications=apps)
 
 
 @router.post("/apps", response_model=Application, responses=WRITE_ERROR_RESPONSES)
 def create_app(_: Admin, engine: EngineDep, now: Now, body: AppCreate) -> Application:
     """Create an application, optionally with a given id (stored lower-case, no braces)."""
     with write_tx(engine) as conn:
-        app_id = fq.create_app(conn, body, now)
-        return fq.get_app(conn, app_id, now)
+        app_id = data.create_app(conn, fields_of(body, data.NewApplication), now)
+        return application_body(data.get_app(conn, app_id, now))
 
 
 @router.get("/apps/{app_id}", response_model=Application, responses=ERROR_RESPONSES)
 def get_app(_: Reader, engine: EngineDep, now: Now, app_id: str) -> Application:
     with read_tx(engine) as conn:
-        return fq.get_app(conn, fq.resolve_app(conn, app_id), now)
+        return application_body(data.get_app(conn, data.resolve_app(conn, app_id), now))
 
 
 @router.put("/apps/{app_id}", response_model=Application, responses=WRITE_ERROR_RESPONSES)
 def update_app(_: Admin, engine: EngineDep, now: Now, app_id: str, body: AppUpdate) -> Application:
     """Change name, description or product id; fields left out keep their value."""
     with write_tx(engine) as conn:
-        resolved = fq.resolve_app(conn, app_id)
-        fq.update_app(conn, resolved, body)
-        return fq.get_app(conn, resolved, now)
+        resolved = data.resolve_app(conn, app_id)
+        data.update_app(conn, resolved, fields_of(body, data.ApplicationChanges))
+        return application_body(data.get_app(conn, resolved, now))
 
 
 @router.delete("/apps/{app_id}", status_code=204, responses=WRITE_ERROR_RESPONSES)
 def delete_app(_: Admin, engine: EngineDep, app_id: str) -> Response:
     """Delete the application with its groups, channels, packages and instance records."""
     with write_tx(engine) as conn:
-        fq.delete_app(conn, fq.resolve_app(conn, app_id))
+        data.delete_app(conn, data.resolve_app(conn, app_id))
     return Response(status_code=204)

@@ -4,9 +4,20 @@ from __future__ import annotations
 
 from fastapi import Body, Response
 
-from wellcar.server import fleet_queries as fq
+from wellcar.server.data import channels as data
+from wellcar.server.data import floors
+from wellcar.server.data.applications import resolve_app
 
-from .common import EngineDep, PageParam, PerPageParam, make_router, paging, read_tx, write_tx
+from .common import (
+    EngineDep,
+    PageParam,
+    PerPageParam,
+    fields_of,
+    make_router,
+    paging,
+    read_tx,
+    write_tx,
+)
 from .deps import Admin, Now, Reader
 from .errors import ERROR_RESPONSES, WRITE_ERROR_RESPONSES
 from .models import (
@@ -22,6 +33,10 @@ from .models import (
 router = make_router("channels")
 
 
+def channel_body(channel: data.Channel) -> Channel:
+    return Channel.model_validate(channel)
+
+
 @router.get("/apps/{app_id}/channels", response_model=ChannelsPage, responses=ERROR_RESPONSES)
 def list_channels(
     _: Reader, engine: EngineDep, app_id: str, page: PageParam = 1, perpage: PerPageParam = 10
@@ -29,7 +44,9 @@ def list_channels(
     """The application's channels by name, each with its package."""
     limit, offset = paging(page, perpage)
     with read_tx(engine) as conn:
-        return fq.list_channels(conn, fq.resolve_app(conn, app_id), limit, offset)
+        found = data.list_channels(conn, resolve_app(conn, app_id), limit, offset)
+    channels = [channel_body(c) for c in found.channels]
+    return ChannelsPage(totalCount=found.total, count=len(channels), channels=channels)
 
 
 @router.post("/apps/{app_id}/channels", response_model=Channel, responses=WRITE_ERROR_RESPONSES)
@@ -38,9 +55,9 @@ def create_channel(
 ) -> Channel:
     """Create a channel; its package must be of the channel's arch (or all) and allow it."""
     with write_tx(engine) as conn:
-        resolved = fq.resolve_app(conn, app_id)
-        channel_id = fq.create_channel(conn, resolved, body, now)
-        return fq.get_channel(conn, resolved, channel_id)
+        resolved = resolve_app(conn, app_id)
+        channel_id = data.create_channel(conn, resolved, fields_of(body, data.NewChannel), now)
+        return channel_body(data.get_channel(conn, resolved, channel_id))
 
 
 @router.get(
@@ -48,7 +65,7 @@ def create_channel(
 )
 def get_channel(_: Reader, engine: EngineDep, app_id: str, channel_id: str) -> Channel:
     with read_tx(engine) as conn:
-        return fq.get_channel(conn, fq.resolve_app(conn, app_id), channel_id)
+        return channel_body(data.get_channel(conn, resolve_app(conn, app_id), channel_id))
 
 
 @router.put(
@@ -59,9 +76,10 @@ def update_channel(
 ) -> Channel:
     """Rename, recolour or point the channel at another package (logged as activity)."""
     with write_tx(engine) as conn:
-        resolved = fq.resolve_app(conn, app_id)
-        fq.update_channel(conn, resolved, channel_id, body, now)
-        return fq.get_channel(conn, resolved, channel_id)
+        resolved = resolve_app(conn, app_id)
+        changes = fields_of(body, data.ChannelChanges)
+        data.update_channel(conn, resolved, channel_id, changes, now)
+        return channel_body(data.get_channel(conn, resolved, channel_id))
 
 
 @router.delete(
@@ -70,7 +88,7 @@ def update_channel(
 def delete_channel(_: Admin, engine: EngineDep, app_id: str, channel_id: str) -> Response:
     """Delete the channel; groups on it are left without a channel."""
     with write_tx(engine) as conn:
-        fq.delete_channel(conn, fq.resolve_app(conn, app_id), channel_id)
+        data.delete_channel(conn, resolve_app(conn, app_id), channel_id)
     return Response(status_code=204)
 
 
@@ -85,8 +103,8 @@ def list_floors(
     """Packages every client must pass through on this channel, oldest first."""
     limit, offset = paging(page, perpage)
     with read_tx(engine) as conn:
-        channel = fq.get_channel(conn, None, channel_id)
-        return fq.list_floors(conn, channel.id, limit, offset)
+        channel = data.channel_row(conn, None, channel_id)
+        return FloorsPage.model_validate(floors.list_floors(conn, channel.id, limit, offset))
 
 
 @router.post(
@@ -110,7 +128,9 @@ def add_floor(
     """Mark a package as a floor of the channel (again: update the reason)."""
     reason = body.floor_reason if body is not None else None
     with write_tx(engine) as conn:
-        return fq.add_floor(conn, channel_id, package_id, reason, now)
+        return ChannelFloor.model_validate(
+            floors.add_floor(conn, channel_id, package_id, reason, now)
+        )
 
 
 @router.delete(
@@ -118,7 +138,7 @@ def add_floor(
 )
 def remove_floor(_: Admin, engine: EngineDep, channel_id: str, package_id: str) -> Response:
     with write_tx(engine) as conn:
-        fq.remove_floor(conn, channel_id, package_id)
+        floors.remove_floor(conn, channel_id, package_id)
     return Response(status_code=204)
 
 
@@ -137,8 +157,8 @@ def list_app_floors(
 ) -> FloorsPage:
     limit, offset = paging(page, perpage)
     with read_tx(engine) as conn:
-        channel = fq.get_channel(conn, fq.resolve_app(conn, app_id), channel_id)
-        return fq.list_floors(conn, channel.id, limit, offset)
+        channel = data.channel_row(conn, resolve_app(conn, app_id), channel_id)
+        return FloorsPage.model_validate(floors.list_floors(conn, channel.id, limit, offset))
 
 
 @router.put(
@@ -157,8 +177,9 @@ def add_app_floor(
 ) -> ChannelFloor:
     reason = body.floor_reason if body is not None else None
     with write_tx(engine) as conn:
-        channel = fq.get_channel(conn, fq.resolve_app(conn, app_id), channel_id)
-        return fq.add_floor(conn, channel.id, package_id, reason, now)
+        channel = data.channel_row(conn, resolve_app(conn, app_id), channel_id)
+        added = floors.add_floor(conn, channel.id, package_id, reason, now)
+        return ChannelFloor.model_validate(added)
 
 
 @router.delete(
@@ -170,6 +191,6 @@ def remove_app_floor(
     _: Admin, engine: EngineDep, app_id: str, channel_id: str, package_id: str
 ) -> Response:
     with write_tx(engine) as conn:
-        channel = fq.get_channel(conn, fq.resolve_app(conn, app_id), channel_id)
-        fq.remove_floor(conn, channel.id, package_id)
+        channel = data.channel_row(conn, resolve_app(conn, app_id), channel_id)
+        floors.remove_floor(conn, channel.id, package_id)
     return Response(status_code=204)

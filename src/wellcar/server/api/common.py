@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel
 from sqlalchemy.engine import Connection, Engine
 
 from wellcar.server.db.engine import READ_ONLY as READ_ONLY_OPTION
@@ -14,6 +16,13 @@ from wellcar.server.db.engine import begin_write
 
 from .deps import get_engine
 from .errors import ApiRoute
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+    Fields = TypeVar("Fields", bound=DataclassInstance)
+else:
+    Fields = TypeVar("Fields")
 
 EngineDep = Annotated[Engine, Depends(get_engine)]
 
@@ -50,3 +59,17 @@ def read_tx(engine: Engine) -> Iterator[Connection]:
 
 def make_router(tag: str) -> APIRouter:
     return APIRouter(tags=[tag], route_class=ApiRoute)
+
+
+def fields_of(body: BaseModel, target: type[Fields], **given: Any) -> Fields:
+    """The data layer's input dataclass for a request body: the same-named fields, `sent`
+    (the fields the caller gave, for updates), and `given` (nested parts, converted)."""
+    values: dict[str, Any] = {}
+    for field in dataclasses.fields(target):
+        if field.name in given:
+            values[field.name] = given[field.name]
+        elif field.name == "sent":
+            values["sent"] = frozenset(body.model_fields_set)
+        else:
+            values[field.name] = getattr(body, field.name)
+    return target(**values)

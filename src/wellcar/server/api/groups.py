@@ -4,14 +4,28 @@ from __future__ import annotations
 
 from fastapi import Response
 
-from wellcar.server import fleet_queries as fq
+from wellcar.server.data import groups as data
+from wellcar.server.data.applications import resolve_app
 
-from .common import EngineDep, PageParam, PerPageParam, make_router, paging, read_tx, write_tx
+from .common import (
+    EngineDep,
+    PageParam,
+    PerPageParam,
+    fields_of,
+    make_router,
+    paging,
+    read_tx,
+    write_tx,
+)
 from .deps import Admin, Now, Reader
 from .errors import ERROR_RESPONSES, WRITE_ERROR_RESPONSES
 from .models import Group, GroupCreate, GroupsPage, GroupUpdate
 
 router = make_router("groups")
+
+
+def group_body(group: data.Group) -> Group:
+    return Group.model_validate(group)
 
 
 @router.get("/apps/{app_id}/groups", response_model=GroupsPage, responses=ERROR_RESPONSES)
@@ -21,22 +35,24 @@ def list_groups(
     """The application's groups, newest first, each with its channel and package."""
     limit, offset = paging(page, perpage)
     with read_tx(engine) as conn:
-        return fq.list_groups(conn, fq.resolve_app(conn, app_id), limit, offset)
+        found = data.list_groups(conn, resolve_app(conn, app_id), limit, offset)
+    groups = [group_body(g) for g in found.groups]
+    return GroupsPage(totalCount=found.total, count=len(groups), groups=groups)
 
 
 @router.post("/apps/{app_id}/groups", response_model=Group, responses=WRITE_ERROR_RESPONSES)
 def create_group(_: Admin, engine: EngineDep, now: Now, app_id: str, body: GroupCreate) -> Group:
     """Create a group; its track defaults to its id, safe mode is on unless turned off."""
     with write_tx(engine) as conn:
-        resolved = fq.resolve_app(conn, app_id)
-        group_id = fq.create_group(conn, resolved, body, now)
-        return fq.get_group(conn, resolved, group_id)
+        resolved = resolve_app(conn, app_id)
+        group_id = data.create_group(conn, resolved, fields_of(body, data.NewGroup), now)
+        return group_body(data.get_group(conn, resolved, group_id))
 
 
 @router.get("/apps/{app_id}/groups/{group_id}", response_model=Group, responses=ERROR_RESPONSES)
 def get_group(_: Reader, engine: EngineDep, app_id: str, group_id: str) -> Group:
     with read_tx(engine) as conn:
-        return fq.get_group(conn, fq.resolve_app(conn, app_id), group_id)
+        return group_body(data.get_group(conn, resolve_app(conn, app_id), group_id))
 
 
 @router.put(
@@ -47,13 +63,13 @@ def update_group(
 ) -> Group:
     """Change a group; fields left out keep their value, and the result is validated whole."""
     with write_tx(engine) as conn:
-        resolved = fq.resolve_app(conn, app_id)
-        fq.update_group(conn, resolved, group_id, body)
-        return fq.get_group(conn, resolved, group_id)
+        resolved = resolve_app(conn, app_id)
+        data.update_group(conn, resolved, group_id, fields_of(body, data.GroupChanges))
+        return group_body(data.get_group(conn, resolved, group_id))
 
 
 @router.delete("/apps/{app_id}/groups/{group_id}", status_code=204, responses=WRITE_ERROR_RESPONSES)
 def delete_group(_: Admin, engine: EngineDep, app_id: str, group_id: str) -> Response:
     with write_tx(engine) as conn:
-        fq.delete_group(conn, fq.resolve_app(conn, app_id), group_id)
+        data.delete_group(conn, resolve_app(conn, app_id), group_id)
     return Response(status_code=204)

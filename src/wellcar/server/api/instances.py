@@ -6,8 +6,9 @@ from typing import Annotated
 
 from fastapi import Query
 
-from wellcar.server import fleet_queries as fq
-from wellcar.server import fleet_stats as fs
+from wellcar.server.data import instances as data
+from wellcar.server.data.applications import resolve_app
+from wellcar.server.data.groups import group_row
 
 from .common import EngineDep, PageParam, PerPageParam, make_router, paging, read_tx, write_tx
 from .deps import Admin, Now, Reader
@@ -57,9 +58,9 @@ def list_instances(
     limit, offset = paging(page, perpage)
     order = (sort_order or "1").strip().lower()
     with read_tx(engine) as conn:
-        resolved = fq.resolve_app(conn, app_id)
-        group = fq.group_row(conn, resolved, group_id)
-        query = fs.InstanceQuery(
+        resolved = resolve_app(conn, app_id)
+        group = group_row(conn, resolved, group_id)
+        query = data.InstanceQuery(
             app_id=resolved,
             group_id=group.id,
             now=now,
@@ -73,7 +74,9 @@ def list_instances(
             limit=limit,
             offset=offset,
         )
-        return fs.list_instances(conn, query)
+        found = data.list_instances(conn, query)
+    instances = [Instance.model_validate(i) for i in found.instances]
+    return InstancesPage(total=found.total, instances=instances)
 
 
 @router.get(
@@ -85,10 +88,10 @@ def count_instances(
     _: Reader, engine: EngineDep, now: Now, app_id: str, group_id: str, duration: Duration = "30d"
 ) -> InstanceCount:
     with read_tx(engine) as conn:
-        resolved = fq.resolve_app(conn, app_id)
-        group = fq.group_row(conn, resolved, group_id)
-        query = fs.InstanceQuery(app_id=resolved, group_id=group.id, now=now, duration=duration)
-        return InstanceCount(count=fs.count_instances(conn, query))
+        resolved = resolve_app(conn, app_id)
+        group = group_row(conn, resolved, group_id)
+        query = data.InstanceQuery(app_id=resolved, group_id=group.id, now=now, duration=duration)
+        return InstanceCount(count=data.count_instances(conn, query))
 
 
 @router.get(
@@ -100,9 +103,9 @@ def get_group_instance(
     _: Reader, engine: EngineDep, app_id: str, group_id: str, instance_id: str
 ) -> Instance:
     with read_tx(engine) as conn:
-        resolved = fq.resolve_app(conn, app_id)
-        fq.group_row(conn, resolved, group_id)
-        return fs.get_instance(conn, resolved, instance_id)
+        resolved = resolve_app(conn, app_id)
+        group_row(conn, resolved, group_id)
+        return Instance.model_validate(data.get_instance(conn, resolved, instance_id))
 
 
 @router.get(
@@ -111,7 +114,9 @@ def get_group_instance(
 def get_instance(_: Reader, engine: EngineDep, app_id: str, instance_id: str) -> Instance:
     """An instance and its state for this application, whatever its group."""
     with read_tx(engine) as conn:
-        return fs.get_instance(conn, fq.resolve_app(conn, app_id), instance_id)
+        return Instance.model_validate(
+            data.get_instance(conn, resolve_app(conn, app_id), instance_id)
+        )
 
 
 @router.get(
@@ -129,9 +134,10 @@ def status_history(
 ) -> list[StatusHistoryEntry]:
     """The instance's status changes in this group, newest first."""
     with read_tx(engine) as conn:
-        resolved = fq.resolve_app(conn, app_id)
-        group = fq.group_row(conn, resolved, group_id)
-        return fs.status_history(conn, resolved, group.id, instance_id, limit or 20)
+        resolved = resolve_app(conn, app_id)
+        group = group_row(conn, resolved, group_id)
+        history = data.status_history(conn, resolved, group.id, instance_id, limit or 20)
+    return [StatusHistoryEntry.model_validate(entry) for entry in history]
 
 
 @router.put("/instances/{instance_id}", response_model=Instance, responses=WRITE_ERROR_RESPONSES)
@@ -140,4 +146,4 @@ def update_instance(
 ) -> Instance:
     """Set the instance's alias (shown instead of its machine id)."""
     with write_tx(engine) as conn:
-        return fs.update_instance_alias(conn, instance_id, body.alias)
+        return Instance.model_validate(data.update_instance_alias(conn, instance_id, body.alias))

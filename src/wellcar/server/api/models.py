@@ -1,8 +1,10 @@
 """The REST API's request and response bodies, with Nebraska's JSON field names.
 
 Responses mirror Nebraska's Go structs (`backend/pkg/api/internal/types`) so that its UI
-and scripts written against it keep working; Wellcar additions are marked. The same
-models are used by `wellcar api` (the HTTP client) to parse what the server sends.
+and scripts written against it keep working; Wellcar additions are marked. Response
+models read the data layer's dataclasses (`from_attributes`); the routers convert where
+the JSON shape differs. The same models are used by `wellcar api` (the HTTP client) to
+parse what the server sends.
 """
 
 from __future__ import annotations
@@ -79,8 +81,15 @@ PackageSize = Annotated[
 ]
 
 
+def _size_to_text(value: Any) -> Any:
+    # The data layer holds the size as a number; Nebraska's JSON has it as a string.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
 class ApiModel(BaseModel):
-    model_config = ConfigDict(populate_by_name=True)
+    model_config = ConfigDict(populate_by_name=True, from_attributes=True)
 
 
 class ErrorBody(ApiModel):
@@ -111,7 +120,9 @@ class Package(ApiModel):
     url: str
     filename: str | None
     description: str | None
-    size: str | None = Field(description="size in bytes, as a string like Nebraska")
+    size: Annotated[str | None, BeforeValidator(_size_to_text)] = Field(
+        description="size in bytes, as a string like Nebraska"
+    )
     hash: str | None = Field(description="base64 SHA-1 of the payload")
     created_ts: UtcDatetime
     channels_blacklist: list[str]

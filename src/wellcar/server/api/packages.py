@@ -6,14 +6,42 @@ from typing import Annotated
 
 from fastapi import Query, Response
 
-from wellcar.server import fleet_queries as fq
+from wellcar.server.data import packages as data
+from wellcar.server.data.applications import resolve_app
+from wellcar.server.data.floors import package_floor_channels as floor_channels_of
 
-from .common import EngineDep, PageParam, PerPageParam, make_router, paging, read_tx, write_tx
+from .channels import channel_body
+from .common import (
+    EngineDep,
+    PageParam,
+    PerPageParam,
+    fields_of,
+    make_router,
+    paging,
+    read_tx,
+    write_tx,
+)
 from .deps import Admin, Now, Reader
 from .errors import ERROR_RESPONSES, WRITE_ERROR_RESPONSES
-from .models import FloorChannels, Package, PackageCreate, PackagesPage, PackageUpdate
+from .models import (
+    FlatcarActionInput,
+    FloorChannel,
+    FloorChannels,
+    Package,
+    PackageCreate,
+    PackagesPage,
+    PackageUpdate,
+)
 
 router = make_router("packages")
+
+
+def package_body(package: data.Package) -> Package:
+    return Package.model_validate(package)
+
+
+def _action_fields(action: FlatcarActionInput | None) -> data.FlatcarActionFields | None:
+    return None if action is None else fields_of(action, data.FlatcarActionFields)
 
 
 @router.get("/apps/{app_id}/packages", response_model=PackagesPage, responses=ERROR_RESPONSES)
@@ -30,7 +58,9 @@ def list_packages(
     """The application's packages, newest version first."""
     limit, offset = paging(page, perpage)
     with read_tx(engine) as conn:
-        return fq.list_packages(conn, fq.resolve_app(conn, app_id), limit, offset, search_version)
+        found = data.list_packages(conn, resolve_app(conn, app_id), limit, offset, search_version)
+    packages = [package_body(p) for p in found.packages]
+    return PackagesPage(totalCount=found.total, count=len(packages), packages=packages)
 
 
 @router.post("/apps/{app_id}/packages", response_model=Package, responses=WRITE_ERROR_RESPONSES)
@@ -39,9 +69,12 @@ def create_package(
 ) -> Package:
     """Register a package; nothing is downloaded or hashed: send size, hash and sha256."""
     with write_tx(engine) as conn:
-        resolved = fq.resolve_app(conn, app_id)
-        package_id = fq.create_package(conn, resolved, body, now)
-        return fq.get_package(conn, resolved, package_id)
+        resolved = resolve_app(conn, app_id)
+        fields = fields_of(
+            body, data.NewPackage, flatcar_action=_action_fields(body.flatcar_action)
+        )
+        package_id = data.create_package(conn, resolved, fields, now)
+        return package_body(data.get_package(conn, resolved, package_id))
 
 
 @router.get(
@@ -49,7 +82,7 @@ def create_package(
 )
 def get_package(_: Reader, engine: EngineDep, app_id: str, package_id: str) -> Package:
     with read_tx(engine) as conn:
-        return fq.get_package(conn, fq.resolve_app(conn, app_id), package_id)
+        return package_body(data.get_package(conn, resolve_app(conn, app_id), package_id))
 
 
 @router.put(
@@ -60,9 +93,12 @@ def update_package(
 ) -> Package:
     """Change a package; fields left out keep their value, the arch cannot change."""
     with write_tx(engine) as conn:
-        resolved = fq.resolve_app(conn, app_id)
-        fq.update_package(conn, resolved, package_id, body, now)
-        return fq.get_package(conn, resolved, package_id)
+        resolved = resolve_app(conn, app_id)
+        changes = fields_of(
+            body, data.PackageChanges, flatcar_action=_action_fields(body.flatcar_action)
+        )
+        data.update_package(conn, resolved, package_id, changes, now)
+        return package_body(data.get_package(conn, resolved, package_id))
 
 
 @router.delete(
@@ -71,7 +107,7 @@ def update_package(
 def delete_package(_: Admin, engine: EngineDep, app_id: str, package_id: str) -> Response:
     """Delete a package that no channel serves and that is no channel's floor."""
     with write_tx(engine) as conn:
-        fq.delete_package(conn, fq.resolve_app(conn, app_id), package_id)
+        data.delete_package(conn, resolve_app(conn, app_id), package_id)
     return Response(status_code=204)
 
 
@@ -85,4 +121,8 @@ def package_floor_channels(
 ) -> FloorChannels:
     """The channels on which this package is a floor."""
     with read_tx(engine) as conn:
-        return fq.package_floor_channels(conn, fq.resolve_app(conn, app_id), package_id)
+        found = floor_channels_of(conn, resolve_app(conn, app_id), package_id)
+    items = [
+        FloorChannel(channel=channel_body(f.channel), floor_reason=f.floor_reason) for f in found
+    ]
+    return FloorChannels(channels=items, count=len(items))

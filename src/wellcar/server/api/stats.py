@@ -6,13 +6,20 @@ from typing import Annotated
 
 from fastapi import Query
 
-from wellcar.server import fleet_queries as fq
-from wellcar.server import fleet_stats as fs
+from wellcar.server.data import stats as data
+from wellcar.server.data.applications import resolve_app
+from wellcar.server.data.groups import get_group, group_row
 
 from .common import EngineDep, make_router, read_tx
 from .deps import Now, Reader
 from .errors import ERROR_RESPONSES
-from .models import InstancesStats, StatusTimeline, VersionBreakdownEntry, VersionTimeline
+from .models import (
+    InstancesStats,
+    StatusTimeline,
+    VersionBreakdownEntry,
+    VersionTimeline,
+    utc_iso,
+)
 
 router = make_router("statistics")
 
@@ -30,8 +37,9 @@ def version_breakdown(
 ) -> list[VersionBreakdownEntry]:
     """Versions run by the group's instances seen in the last 24 hours."""
     with read_tx(engine) as conn:
-        group = fq.group_row(conn, fq.resolve_app(conn, app_id), group_id)
-        return fs.version_breakdown(conn, group.id, now)
+        group = group_row(conn, resolve_app(conn, app_id), group_id)
+        breakdown = data.version_breakdown(conn, group.id, now)
+    return [VersionBreakdownEntry.model_validate(entry) for entry in breakdown]
 
 
 @router.get(f"{GROUP}/version_timeline", response_model=VersionTimeline, responses=ERROR_RESPONSES)
@@ -40,8 +48,9 @@ def version_timeline(
 ) -> VersionTimeline:
     """For each time step of the window: instances per version (RFC 3339 -> version -> n)."""
     with read_tx(engine) as conn:
-        group = fq.group_row(conn, fq.resolve_app(conn, app_id), group_id)
-        return fs.version_timeline(conn, group.id, duration, now)
+        group = group_row(conn, resolve_app(conn, app_id), group_id)
+        timeline = data.version_timeline(conn, group.id, duration, now)
+    return {utc_iso(at): counts for at, counts in timeline.items()}
 
 
 @router.get(f"{GROUP}/status_timeline", response_model=StatusTimeline, responses=ERROR_RESPONSES)
@@ -50,8 +59,9 @@ def status_timeline(
 ) -> StatusTimeline:
     """For each time step: status changes in the step before it (time -> status -> version -> n)."""
     with read_tx(engine) as conn:
-        group = fq.group_row(conn, fq.resolve_app(conn, app_id), group_id)
-        return fs.status_timeline(conn, group.id, duration, now)
+        group = group_row(conn, resolve_app(conn, app_id), group_id)
+        timeline = data.status_timeline(conn, group.id, duration, now)
+    return {utc_iso(at): changes for at, changes in timeline.items()}
 
 
 @router.get(f"{GROUP}/instances_stats", response_model=InstancesStats, responses=ERROR_RESPONSES)
@@ -60,8 +70,8 @@ def instances_stats(
 ) -> InstancesStats:
     """The group's instances seen within the window, by status."""
     with read_tx(engine) as conn:
-        resolved = fq.resolve_app(conn, app_id)
-        group = fq.get_group(conn, resolved, group_id)
+        group = get_group(conn, resolve_app(conn, app_id), group_id)
         package = group.channel.package if group.channel else None
         version = package.version if package else None
-        return fs.instances_stats(conn, group.id, version, duration, now)
+        stats = data.instances_stats(conn, group.id, version, duration, now)
+    return InstancesStats.model_validate(stats)

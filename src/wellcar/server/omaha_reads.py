@@ -1,8 +1,12 @@
-"""Read side of the update path: which group a client belongs to and what it is offered."""
+"""What an Omaha check-in reads: the client's group, its policy and what it is offered.
+
+One statement per lookup, as the check-in's cost depends on it. The application an
+Omaha `appid` names is found by `data.applications.find_application`, the same rule as
+the REST API's.
+"""
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,14 +18,6 @@ from wellcar.server.fleet_codes import Arch, PackageType
 from wellcar.server.intervals import parse_interval
 from wellcar.server.policy import RolloutPolicy
 from wellcar.server.semver import Version, parse_version
-
-
-def canonical_uuid(text: str) -> str | None:
-    """Lower-case UUID without braces, or None when `text` is not a UUID."""
-    try:
-        return str(uuid.UUID(text.strip().strip("{}")))
-    except ValueError:
-        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,19 +57,6 @@ class GroupView:
     has_floors: bool  # the channel has floor packages (else no need to look them up)
     policy: RolloutPolicy
     rollout_in_progress: bool
-
-
-def find_application(conn: Connection, app_or_product_id: str) -> str | None:
-    app_id = canonical_uuid(app_or_product_id)
-    if app_id is not None:
-        found = conn.execute(
-            select(t.application.c.id).where(t.application.c.id == app_id)
-        ).scalar()
-    else:
-        found = conn.execute(
-            select(t.application.c.id).where(t.application.c.product_id == app_or_product_id)
-        ).scalar()
-    return str(found) if found is not None else None
 
 
 def find_group(conn: Connection, app_id: str, track: str, arch: Arch) -> str | None:
