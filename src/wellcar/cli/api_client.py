@@ -7,6 +7,10 @@
 
 Every failure (unreachable server, HTTP error, unexpected answer) raises ApiClientError
 with a one-line message; the server's own `{"error": ...}` text is passed through.
+
+Methods, paths and response types come from the server's own table
+(`wellcar.server.api.endpoints`), so the client cannot drift from the routes; what is
+written here is paging, lookups by name and the query parameters each call sends.
 """
 
 from __future__ import annotations
@@ -15,35 +19,30 @@ import uuid
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any, TypeVar
-from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from wellcar.server.api import endpoints as ep
+from wellcar.server.api.endpoints import Endpoint
 from wellcar.server.api.models import (
     ActivityPage,
     AppCreate,
     Application,
-    AppsPage,
     AppUpdate,
     Channel,
     ChannelCreate,
     ChannelFloor,
-    ChannelsPage,
     ChannelUpdate,
     FloorPackage,
-    FloorsPage,
     Group,
     GroupCreate,
-    GroupsPage,
     GroupUpdate,
     Instance,
-    InstanceCount,
     InstancesPage,
     InstancesStats,
     Package,
     PackageCreate,
-    PackagesPage,
     PackageUpdate,
     StatusHistoryEntry,
     VersionBreakdownEntry,
@@ -51,6 +50,7 @@ from wellcar.server.api.models import (
 
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
+Body = TypeVar("Body")
 PAGE_SIZE = 1000  # the server's maximum perpage
 
 
@@ -60,10 +60,6 @@ class ApiClientError(Exception):
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
-
-
-def _seg(value: str) -> str:
-    return quote(value.strip(), safe="")
 
 
 def _error_message(resp: httpx.Response) -> str:
@@ -158,16 +154,23 @@ class ApiClient:
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise ApiClientError(f"unexpected answer from {self.server}: {first}") from exc
 
-    def _model(
-        self, model: type[M], method: str, path: str, *, params: dict[str, Any] | None = None,
+    def _call(
+        self,
+        endpoint: Endpoint[Body],
+        *,
+        params: dict[str, Any] | None = None,
         json: Any = None,
-    ) -> M:  # fmt: skip
-        resp = self._request(method, path, params=params, json=json)
-        return self._parse(resp, model.model_validate)
+        **segments: str,
+    ) -> Body:
+        """Call an endpoint that answers with a body, parsed as the server declares it."""
+        if endpoint.response is None:
+            raise TypeError(f"{endpoint.method} {endpoint.path} answers without a body: use _send")
+        resp = self._request(endpoint.method, endpoint.url(**segments), params=params, json=json)
+        return self._parse(resp, TypeAdapter(endpoint.response).validate_python)
 
-    def _list(self, item: type[M], path: str, *, params: dict[str, Any] | None = None) -> list[M]:
-        resp = self._request("GET", path, params=params)
-        return self._parse(resp, TypeAdapter(list[item]).validate_python)  # type: ignore[valid-type]
+    def _send(self, endpoint: Endpoint[None], **segments: str) -> None:
+        """Call an endpoint that answers 204 No Content."""
+        self._request(endpoint.method, endpoint.url(**segments))
 
     def _all_pages(self, fetch: Callable[[int], tuple[int, list[M]]]) -> list[M]:
         out: list[M] = []
@@ -183,45 +186,44 @@ class ApiClient:
 
     def list_apps(self) -> list[Application]:
         def fetch(page: int) -> tuple[int, list[Application]]:
-            p = self._model(AppsPage, "GET", "/apps", params={"page": page, "perpage": PAGE_SIZE})
+            p = self._call(ep.LIST_APPS, params={"page": page, "perpage": PAGE_SIZE})
             return p.totalCount, p.applications
 
         return self._all_pages(fetch)
 
     def get_app(self, app: str) -> Application:
-        return self._model(Application, "GET", f"/apps/{_seg(app)}")
+        return self._call(ep.GET_APP, app_id=app)
 
     def create_app(self, body: AppCreate) -> Application:
-        return self._model(Application, "POST", "/apps", json=_body(body))
+        return self._call(ep.CREATE_APP, json=_body(body))
 
     def update_app(self, app: str, body: AppUpdate) -> Application:
-        return self._model(Application, "PUT", f"/apps/{_seg(app)}", json=_body(body))
+        return self._call(ep.UPDATE_APP, json=_body(body), app_id=app)
 
     def delete_app(self, app: str) -> None:
-        self._request("DELETE", f"/apps/{_seg(app)}")
+        self._send(ep.DELETE_APP, app_id=app)
 
     # -------------------------------------------------------------------- groups
 
     def list_groups(self, app: str) -> list[Group]:
         def fetch(page: int) -> tuple[int, list[Group]]:
-            p = self._model(GroupsPage, "GET", f"/apps/{_seg(app)}/groups",
-                            params={"page": page, "perpage": PAGE_SIZE})  # fmt: skip
+            params = {"page": page, "perpage": PAGE_SIZE}
+            p = self._call(ep.LIST_GROUPS, params=params, app_id=app)
             return p.totalCount, p.groups
 
         return self._all_pages(fetch)
 
     def get_group(self, app: str, group_id: str) -> Group:
-        return self._model(Group, "GET", f"/apps/{_seg(app)}/groups/{_seg(group_id)}")
+        return self._call(ep.GET_GROUP, app_id=app, group_id=group_id)
 
     def create_group(self, app: str, body: GroupCreate) -> Group:
-        return self._model(Group, "POST", f"/apps/{_seg(app)}/groups", json=_body(body))
+        return self._call(ep.CREATE_GROUP, json=_body(body), app_id=app)
 
     def update_group(self, app: str, group_id: str, body: GroupUpdate) -> Group:
-        path = f"/apps/{_seg(app)}/groups/{_seg(group_id)}"
-        return self._model(Group, "PUT", path, json=_body(body))
+        return self._call(ep.UPDATE_GROUP, json=_body(body), app_id=app, group_id=group_id)
 
     def delete_group(self, app: str, group_id: str) -> None:
-        self._request("DELETE", f"/apps/{_seg(app)}/groups/{_seg(group_id)}")
+        self._send(ep.DELETE_GROUP, app_id=app, group_id=group_id)
 
     def find_group(self, app: str, ref: str) -> Group:
         """A group by id or by name (case-insensitive)."""
@@ -238,24 +240,23 @@ class ApiClient:
 
     def list_channels(self, app: str) -> list[Channel]:
         def fetch(page: int) -> tuple[int, list[Channel]]:
-            p = self._model(ChannelsPage, "GET", f"/apps/{_seg(app)}/channels",
-                            params={"page": page, "perpage": PAGE_SIZE})  # fmt: skip
+            params = {"page": page, "perpage": PAGE_SIZE}
+            p = self._call(ep.LIST_CHANNELS, params=params, app_id=app)
             return p.totalCount, p.channels
 
         return self._all_pages(fetch)
 
     def get_channel(self, app: str, channel_id: str) -> Channel:
-        return self._model(Channel, "GET", f"/apps/{_seg(app)}/channels/{_seg(channel_id)}")
+        return self._call(ep.GET_CHANNEL, app_id=app, channel_id=channel_id)
 
     def create_channel(self, app: str, body: ChannelCreate) -> Channel:
-        return self._model(Channel, "POST", f"/apps/{_seg(app)}/channels", json=_body(body))
+        return self._call(ep.CREATE_CHANNEL, json=_body(body), app_id=app)
 
     def update_channel(self, app: str, channel_id: str, body: ChannelUpdate) -> Channel:
-        path = f"/apps/{_seg(app)}/channels/{_seg(channel_id)}"
-        return self._model(Channel, "PUT", path, json=_body(body))
+        return self._call(ep.UPDATE_CHANNEL, json=_body(body), app_id=app, channel_id=channel_id)
 
     def delete_channel(self, app: str, channel_id: str) -> None:
-        self._request("DELETE", f"/apps/{_seg(app)}/channels/{_seg(channel_id)}")
+        self._send(ep.DELETE_CHANNEL, app_id=app, channel_id=channel_id)
 
     def find_channel(self, app: str, ref: str, arch: int | None = None) -> Channel:
         """A channel by id, or by name (and arch when several arches share the name)."""
@@ -281,23 +282,22 @@ class ApiClient:
     def list_packages(self, app: str, search_version: str | None = None) -> list[Package]:
         def fetch(page: int) -> tuple[int, list[Package]]:
             params = {"page": page, "perpage": PAGE_SIZE, "searchVersion": search_version}
-            p = self._model(PackagesPage, "GET", f"/apps/{_seg(app)}/packages", params=params)
+            p = self._call(ep.LIST_PACKAGES, params=params, app_id=app)
             return p.totalCount, p.packages
 
         return self._all_pages(fetch)
 
     def get_package(self, app: str, package_id: str) -> Package:
-        return self._model(Package, "GET", f"/apps/{_seg(app)}/packages/{_seg(package_id)}")
+        return self._call(ep.GET_PACKAGE, app_id=app, package_id=package_id)
 
     def create_package(self, app: str, body: PackageCreate) -> Package:
-        return self._model(Package, "POST", f"/apps/{_seg(app)}/packages", json=_body(body))
+        return self._call(ep.CREATE_PACKAGE, json=_body(body), app_id=app)
 
     def update_package(self, app: str, package_id: str, body: PackageUpdate) -> Package:
-        path = f"/apps/{_seg(app)}/packages/{_seg(package_id)}"
-        return self._model(Package, "PUT", path, json=_body(body))
+        return self._call(ep.UPDATE_PACKAGE, json=_body(body), app_id=app, package_id=package_id)
 
     def delete_package(self, app: str, package_id: str) -> None:
-        self._request("DELETE", f"/apps/{_seg(app)}/packages/{_seg(package_id)}")
+        self._send(ep.DELETE_PACKAGE, app_id=app, package_id=package_id)
 
     def find_package(self, app: str, ref: str, arch: int | None = None) -> Package:
         """A package by id, or by version for an arch (its own arch preferred over "all")."""
@@ -327,18 +327,22 @@ class ApiClient:
 
     def list_floors(self, channel_id: str) -> list[FloorPackage]:
         def fetch(page: int) -> tuple[int, list[FloorPackage]]:
-            p = self._model(FloorsPage, "GET", f"/channels/{_seg(channel_id)}/floors",
-                            params={"page": page, "perpage": PAGE_SIZE})  # fmt: skip
+            params = {"page": page, "perpage": PAGE_SIZE}
+            p = self._call(ep.LIST_FLOORS, params=params, channel_id=channel_id)
             return p.total_count, p.packages
 
         return self._all_pages(fetch)
 
     def add_floor(self, channel_id: str, package_id: str, reason: str | None) -> ChannelFloor:
-        path = f"/channels/{_seg(channel_id)}/floors/{_seg(package_id)}"
-        return self._model(ChannelFloor, "POST", path, json={"floor_reason": reason})
+        return self._call(
+            ep.ADD_FLOOR,
+            json={"floor_reason": reason},
+            channel_id=channel_id,
+            package_id=package_id,
+        )
 
     def remove_floor(self, channel_id: str, package_id: str) -> None:
-        self._request("DELETE", f"/channels/{_seg(channel_id)}/floors/{_seg(package_id)}")
+        self._send(ep.REMOVE_FLOOR, channel_id=channel_id, package_id=package_id)
 
     # ----------------------------------------------------------------- instances
 
@@ -367,29 +371,28 @@ class ApiClient:
             "page": page,
             "perpage": perpage,
         }
-        path = f"/apps/{_seg(app)}/groups/{_seg(group_id)}/instances"
-        return self._model(InstancesPage, "GET", path, params=params)
+        return self._call(ep.LIST_INSTANCES, params=params, app_id=app, group_id=group_id)
 
     def count_instances(self, app: str, group_id: str, duration: str = "30d") -> int:
-        path = f"/apps/{_seg(app)}/groups/{_seg(group_id)}/instancescount"
-        return self._model(InstanceCount, "GET", path, params={"duration": duration}).count
+        params = {"duration": duration}
+        return self._call(ep.COUNT_INSTANCES, params=params, app_id=app, group_id=group_id).count
 
     def get_instance(self, app: str, instance_id: str) -> Instance:
-        return self._model(Instance, "GET", f"/apps/{_seg(app)}/instances/{_seg(instance_id)}")
+        return self._call(ep.GET_INSTANCE, app_id=app, instance_id=instance_id)
 
     def status_history(
         self, app: str, group_id: str, instance_id: str, limit: int = 20
     ) -> list[StatusHistoryEntry]:
-        path = (
-            f"/apps/{_seg(app)}/groups/{_seg(group_id)}/instances/{_seg(instance_id)}"
-            "/status_history"
+        return self._call(
+            ep.STATUS_HISTORY,
+            params={"limit": limit},
+            app_id=app,
+            group_id=group_id,
+            instance_id=instance_id,
         )
-        return self._list(StatusHistoryEntry, path, params={"limit": limit})
 
     def set_instance_alias(self, instance_id: str, alias: str) -> Instance:
-        return self._model(
-            Instance, "PUT", f"/instances/{_seg(instance_id)}", json={"alias": alias}
-        )
+        return self._call(ep.UPDATE_INSTANCE, json={"alias": alias}, instance_id=instance_id)
 
     # ------------------------------------------------------------ activity, stats
 
@@ -419,12 +422,11 @@ class ApiClient:
             "page": page,
             "perpage": perpage,
         }
-        return self._model(ActivityPage, "GET", "/activity", params=params)
+        return self._call(ep.LIST_ACTIVITY, params=params)
 
     def version_breakdown(self, app: str, group_id: str) -> list[VersionBreakdownEntry]:
-        path = f"/apps/{_seg(app)}/groups/{_seg(group_id)}/version_breakdown"
-        return self._list(VersionBreakdownEntry, path)
+        return self._call(ep.VERSION_BREAKDOWN, app_id=app, group_id=group_id)
 
     def instances_stats(self, app: str, group_id: str, duration: str = "1d") -> InstancesStats:
-        path = f"/apps/{_seg(app)}/groups/{_seg(group_id)}/instances_stats"
-        return self._model(InstancesStats, "GET", path, params={"duration": duration})
+        params = {"duration": duration}
+        return self._call(ep.INSTANCES_STATS, params=params, app_id=app, group_id=group_id)

@@ -6,6 +6,9 @@ from fastapi import APIRouter
 
 from wellcar.server.api import activity, applications, channels, groups, instances, packages, stats
 
+# The modules serving the endpoints of `endpoints.py`, each under /api.
+REST_MODULES = (applications, groups, channels, packages, instances, stats, activity)
+
 api_router = APIRouter(prefix="/api")
-for _module in (applications, groups, channels, packages, instances, stats, activity):
+for _module in REST_MODULES:
     api_router.include_router(_module.router)

@@ -11,9 +11,10 @@ from wellcar.server.data import activity as data
 from wellcar.server.data.applications import resolve_app
 from wellcar.server.errors import InvalidInput
 
+from . import endpoints as ep
 from .common import EngineDep, PageParam, PerPageParam, make_router, paging, read_tx
 from .deps import Now, Reader
-from .errors import ERROR_RESPONSES
+from .endpoints import register
 from .models import Activity, ActivityPage
 
 router = make_router("activity")
@@ -34,7 +35,7 @@ def parse_time(name: str, value: str | None) -> datetime | None:
     return parsed
 
 
-@router.get("/activity", response_model=ActivityPage, responses=ERROR_RESPONSES)
+@register(router, ep.LIST_ACTIVITY)
 def list_activity(
     _: Reader,
     engine: EngineDep,

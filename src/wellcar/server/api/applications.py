@@ -6,6 +6,7 @@ from fastapi import Response
 
 from wellcar.server.data import applications as data
 
+from . import endpoints as ep
 from .channels import channel_body
 from .common import (
     EngineDep,
@@ -18,7 +19,7 @@ from .common import (
     write_tx,
 )
 from .deps import Admin, Now, Reader
-from .errors import ERROR_RESPONSES, WRITE_ERROR_RESPONSES
+from .endpoints import register
 from .groups import group_body
 from .models import AppCreate, Application, AppsPage, AppUpdate, InstanceCount
 
@@ -38,7 +39,7 @@ def application_body(app: data.Application) -> Application:
     )
 
 
-@router.get("/apps", response_model=AppsPage, responses=ERROR_RESPONSES)
+@register(router, ep.LIST_APPS)
 def list_apps(
     _: Reader, engine: EngineDep, now: Now, page: PageParam = 1, perpage: PerPageParam = 10
 ) -> AppsPage:
@@ -50,7 +51,7 @@ def list_apps(
     return AppsPage(totalCount=found.total, count=len(apps), applications=apps)
 
 
-@router.post("/apps", response_model=Application, responses=WRITE_ERROR_RESPONSES)
+@register(router, ep.CREATE_APP)
 def create_app(_: Admin, engine: EngineDep, now: Now, body: AppCreate) -> Application:
     """Create an application, optionally with a given id (stored lower-case, no braces)."""
     with write_tx(engine) as conn:
@@ -58,13 +59,13 @@ def create_app(_: Admin, engine: EngineDep, now: Now, body: AppCreate) -> Applic
         return application_body(data.get_app(conn, app_id, now))
 
 
-@router.get("/apps/{app_id}", response_model=Application, responses=ERROR_RESPONSES)
+@register(router, ep.GET_APP)
 def get_app(_: Reader, engine: EngineDep, now: Now, app_id: str) -> Application:
     with read_tx(engine) as conn:
         return application_body(data.get_app(conn, data.resolve_app(conn, app_id), now))
 
 
-@router.put("/apps/{app_id}", response_model=Application, responses=WRITE_ERROR_RESPONSES)
+@register(router, ep.UPDATE_APP)
 def update_app(_: Admin, engine: EngineDep, now: Now, app_id: str, body: AppUpdate) -> Application:
     """Change name, description or product id; fields left out keep their value."""
     with write_tx(engine) as conn:
@@ -73,7 +74,7 @@ def update_app(_: Admin, engine: EngineDep, now: Now, app_id: str, body: AppUpda
         return application_body(data.get_app(conn, resolved, now))
 
 
-@router.delete("/apps/{app_id}", status_code=204, responses=WRITE_ERROR_RESPONSES)
+@register(router, ep.DELETE_APP)
 def delete_app(_: Admin, engine: EngineDep, app_id: str) -> Response:
     """Delete the application with its groups, channels, packages and instance records."""
     with write_tx(engine) as conn:

@@ -8,6 +8,7 @@ from wellcar.server.data import channels as data
 from wellcar.server.data import floors
 from wellcar.server.data.applications import resolve_app
 
+from . import endpoints as ep
 from .common import (
     EngineDep,
     PageParam,
@@ -19,7 +20,7 @@ from .common import (
     write_tx,
 )
 from .deps import Admin, Now, Reader
-from .errors import ERROR_RESPONSES, WRITE_ERROR_RESPONSES
+from .endpoints import register
 from .models import (
     Channel,
     ChannelCreate,
@@ -37,7 +38,7 @@ def channel_body(channel: data.Channel) -> Channel:
     return Channel.model_validate(channel)
 
 
-@router.get("/apps/{app_id}/channels", response_model=ChannelsPage, responses=ERROR_RESPONSES)
+@register(router, ep.LIST_CHANNELS)
 def list_channels(
     _: Reader, engine: EngineDep, app_id: str, page: PageParam = 1, perpage: PerPageParam = 10
 ) -> ChannelsPage:
@@ -49,7 +50,7 @@ def list_channels(
     return ChannelsPage(totalCount=found.total, count=len(channels), channels=channels)
 
 
-@router.post("/apps/{app_id}/channels", response_model=Channel, responses=WRITE_ERROR_RESPONSES)
+@register(router, ep.CREATE_CHANNEL)
 def create_channel(
     _: Admin, engine: EngineDep, now: Now, app_id: str, body: ChannelCreate
 ) -> Channel:
@@ -60,17 +61,13 @@ def create_channel(
         return channel_body(data.get_channel(conn, resolved, channel_id))
 
 
-@router.get(
-    "/apps/{app_id}/channels/{channel_id}", response_model=Channel, responses=ERROR_RESPONSES
-)
+@register(router, ep.GET_CHANNEL)
 def get_channel(_: Reader, engine: EngineDep, app_id: str, channel_id: str) -> Channel:
     with read_tx(engine) as conn:
         return channel_body(data.get_channel(conn, resolve_app(conn, app_id), channel_id))
 
 
-@router.put(
-    "/apps/{app_id}/channels/{channel_id}", response_model=Channel, responses=WRITE_ERROR_RESPONSES
-)
+@register(router, ep.UPDATE_CHANNEL)
 def update_channel(
     _: Admin, engine: EngineDep, now: Now, app_id: str, channel_id: str, body: ChannelUpdate
 ) -> Channel:
@@ -82,9 +79,7 @@ def update_channel(
         return channel_body(data.get_channel(conn, resolved, channel_id))
 
 
-@router.delete(
-    "/apps/{app_id}/channels/{channel_id}", status_code=204, responses=WRITE_ERROR_RESPONSES
-)
+@register(router, ep.DELETE_CHANNEL)
 def delete_channel(_: Admin, engine: EngineDep, app_id: str, channel_id: str) -> Response:
     """Delete the channel; groups on it are left without a channel."""
     with write_tx(engine) as conn:
@@ -96,7 +91,7 @@ def delete_channel(_: Admin, engine: EngineDep, app_id: str, channel_id: str) ->
 # think in applications.
 
 
-@router.get("/channels/{channel_id}/floors", response_model=FloorsPage, responses=ERROR_RESPONSES)
+@register(router, ep.LIST_FLOORS)
 def list_floors(
     _: Reader, engine: EngineDep, channel_id: str, page: PageParam = 1, perpage: PerPageParam = 10
 ) -> FloorsPage:
@@ -107,16 +102,8 @@ def list_floors(
         return FloorsPage.model_validate(floors.list_floors(conn, channel.id, limit, offset))
 
 
-@router.post(
-    "/channels/{channel_id}/floors/{package_id}",
-    response_model=ChannelFloor,
-    responses=WRITE_ERROR_RESPONSES,
-)
-@router.put(
-    "/channels/{channel_id}/floors/{package_id}",
-    response_model=ChannelFloor,
-    responses=WRITE_ERROR_RESPONSES,
-)
+@register(router, ep.ADD_FLOOR)
+@register(router, ep.PUT_FLOOR)
 def add_floor(
     _: Admin,
     engine: EngineDep,
@@ -133,20 +120,14 @@ def add_floor(
         )
 
 
-@router.delete(
-    "/channels/{channel_id}/floors/{package_id}", status_code=204, responses=WRITE_ERROR_RESPONSES
-)
+@register(router, ep.REMOVE_FLOOR)
 def remove_floor(_: Admin, engine: EngineDep, channel_id: str, package_id: str) -> Response:
     with write_tx(engine) as conn:
         floors.remove_floor(conn, channel_id, package_id)
     return Response(status_code=204)
 
 
-@router.get(
-    "/apps/{app_id}/channels/{channel_id}/floors",
-    response_model=FloorsPage,
-    responses=ERROR_RESPONSES,
-)
+@register(router, ep.LIST_APP_FLOORS)
 def list_app_floors(
     _: Reader,
     engine: EngineDep,
@@ -161,11 +142,7 @@ def list_app_floors(
         return FloorsPage.model_validate(floors.list_floors(conn, channel.id, limit, offset))
 
 
-@router.put(
-    "/apps/{app_id}/channels/{channel_id}/floors/{package_id}",
-    response_model=ChannelFloor,
-    responses=WRITE_ERROR_RESPONSES,
-)
+@register(router, ep.PUT_APP_FLOOR)
 def add_app_floor(
     _: Admin,
     engine: EngineDep,
@@ -182,11 +159,7 @@ def add_app_floor(
         return ChannelFloor.model_validate(added)
 
 
-@router.delete(
-    "/apps/{app_id}/channels/{channel_id}/floors/{package_id}",
-    status_code=204,
-    responses=WRITE_ERROR_RESPONSES,
-)
+@register(router, ep.REMOVE_APP_FLOOR)
 def remove_app_floor(
     _: Admin, engine: EngineDep, app_id: str, channel_id: str, package_id: str
 ) -> Response:

@@ -7,6 +7,7 @@ from fastapi import Response
 from wellcar.server.data import groups as data
 from wellcar.server.data.applications import resolve_app
 
+from . import endpoints as ep
 from .common import (
     EngineDep,
     PageParam,
@@ -18,7 +19,7 @@ from .common import (
     write_tx,
 )
 from .deps import Admin, Now, Reader
-from .errors import ERROR_RESPONSES, WRITE_ERROR_RESPONSES
+from .endpoints import register
 from .models import Group, GroupCreate, GroupsPage, GroupUpdate
 
 router = make_router("groups")
@@ -28,7 +29,7 @@ def group_body(group: data.Group) -> Group:
     return Group.model_validate(group)
 
 
-@router.get("/apps/{app_id}/groups", response_model=GroupsPage, responses=ERROR_RESPONSES)
+@register(router, ep.LIST_GROUPS)
 def list_groups(
     _: Reader, engine: EngineDep, app_id: str, page: PageParam = 1, perpage: PerPageParam = 10
 ) -> GroupsPage:
@@ -40,7 +41,7 @@ def list_groups(
     return GroupsPage(totalCount=found.total, count=len(groups), groups=groups)
 
 
-@router.post("/apps/{app_id}/groups", response_model=Group, responses=WRITE_ERROR_RESPONSES)
+@register(router, ep.CREATE_GROUP)
 def create_group(_: Admin, engine: EngineDep, now: Now, app_id: str, body: GroupCreate) -> Group:
     """Create a group; its track defaults to its id, safe mode is on unless turned off."""
     with write_tx(engine) as conn:
@@ -49,15 +50,13 @@ def create_group(_: Admin, engine: EngineDep, now: Now, app_id: str, body: Group
         return group_body(data.get_group(conn, resolved, group_id))
 
 
-@router.get("/apps/{app_id}/groups/{group_id}", response_model=Group, responses=ERROR_RESPONSES)
+@register(router, ep.GET_GROUP)
 def get_group(_: Reader, engine: EngineDep, app_id: str, group_id: str) -> Group:
     with read_tx(engine) as conn:
         return group_body(data.get_group(conn, resolve_app(conn, app_id), group_id))
 
 
-@router.put(
-    "/apps/{app_id}/groups/{group_id}", response_model=Group, responses=WRITE_ERROR_RESPONSES
-)
+@register(router, ep.UPDATE_GROUP)
 def update_group(
     _: Admin, engine: EngineDep, app_id: str, group_id: str, body: GroupUpdate
 ) -> Group:
@@ -68,7 +67,7 @@ def update_group(
         return group_body(data.get_group(conn, resolved, group_id))
 
 
-@router.delete("/apps/{app_id}/groups/{group_id}", status_code=204, responses=WRITE_ERROR_RESPONSES)
+@register(router, ep.DELETE_GROUP)
 def delete_group(_: Admin, engine: EngineDep, app_id: str, group_id: str) -> Response:
     with write_tx(engine) as conn:
         data.delete_group(conn, resolve_app(conn, app_id), group_id)

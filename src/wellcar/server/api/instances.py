@@ -10,9 +10,10 @@ from wellcar.server.data import instances as data
 from wellcar.server.data.applications import resolve_app
 from wellcar.server.data.groups import group_row
 
+from . import endpoints as ep
 from .common import EngineDep, PageParam, PerPageParam, make_router, paging, read_tx, write_tx
 from .deps import Admin, Now, Reader
-from .errors import ERROR_RESPONSES, WRITE_ERROR_RESPONSES
+from .endpoints import register
 from .models import Instance, InstanceCount, InstancesPage, InstanceUpdate, StatusHistoryEntry
 
 router = make_router("instances")
@@ -20,11 +21,7 @@ router = make_router("instances")
 Duration = Annotated[str, Query(description="only instances seen within: 1h, 1d, 7d or 30d")]
 
 
-@router.get(
-    "/apps/{app_id}/groups/{group_id}/instances",
-    response_model=InstancesPage,
-    responses=ERROR_RESPONSES,
-)
+@register(router, ep.LIST_INSTANCES)
 def list_instances(
     _: Reader,
     engine: EngineDep,
@@ -79,11 +76,7 @@ def list_instances(
     return InstancesPage(total=found.total, instances=instances)
 
 
-@router.get(
-    "/apps/{app_id}/groups/{group_id}/instancescount",
-    response_model=InstanceCount,
-    responses=ERROR_RESPONSES,
-)
+@register(router, ep.COUNT_INSTANCES)
 def count_instances(
     _: Reader, engine: EngineDep, now: Now, app_id: str, group_id: str, duration: Duration = "30d"
 ) -> InstanceCount:
@@ -94,11 +87,7 @@ def count_instances(
         return InstanceCount(count=data.count_instances(conn, query))
 
 
-@router.get(
-    "/apps/{app_id}/groups/{group_id}/instances/{instance_id}",
-    response_model=Instance,
-    responses=ERROR_RESPONSES,
-)
+@register(router, ep.GET_GROUP_INSTANCE)
 def get_group_instance(
     _: Reader, engine: EngineDep, app_id: str, group_id: str, instance_id: str
 ) -> Instance:
@@ -108,9 +97,7 @@ def get_group_instance(
         return Instance.model_validate(data.get_instance(conn, resolved, instance_id))
 
 
-@router.get(
-    "/apps/{app_id}/instances/{instance_id}", response_model=Instance, responses=ERROR_RESPONSES
-)
+@register(router, ep.GET_INSTANCE)
 def get_instance(_: Reader, engine: EngineDep, app_id: str, instance_id: str) -> Instance:
     """An instance and its state for this application, whatever its group."""
     with read_tx(engine) as conn:
@@ -119,11 +106,7 @@ def get_instance(_: Reader, engine: EngineDep, app_id: str, instance_id: str) ->
         )
 
 
-@router.get(
-    "/apps/{app_id}/groups/{group_id}/instances/{instance_id}/status_history",
-    response_model=list[StatusHistoryEntry],
-    responses=ERROR_RESPONSES,
-)
+@register(router, ep.STATUS_HISTORY)
 def status_history(
     _: Reader,
     engine: EngineDep,
@@ -140,7 +123,7 @@ def status_history(
     return [StatusHistoryEntry.model_validate(entry) for entry in history]
 
 
-@router.put("/instances/{instance_id}", response_model=Instance, responses=WRITE_ERROR_RESPONSES)
+@register(router, ep.UPDATE_INSTANCE)
 def update_instance(
     _: Admin, engine: EngineDep, instance_id: str, body: InstanceUpdate
 ) -> Instance:

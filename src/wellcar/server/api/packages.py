@@ -10,6 +10,7 @@ from wellcar.server.data import packages as data
 from wellcar.server.data.applications import resolve_app
 from wellcar.server.data.floors import package_floor_channels as floor_channels_of
 
+from . import endpoints as ep
 from .channels import channel_body
 from .common import (
     EngineDep,
@@ -22,7 +23,7 @@ from .common import (
     write_tx,
 )
 from .deps import Admin, Now, Reader
-from .errors import ERROR_RESPONSES, WRITE_ERROR_RESPONSES
+from .endpoints import register
 from .models import (
     FlatcarActionInput,
     FloorChannel,
@@ -44,7 +45,7 @@ def _action_fields(action: FlatcarActionInput | None) -> data.FlatcarActionField
     return None if action is None else fields_of(action, data.FlatcarActionFields)
 
 
-@router.get("/apps/{app_id}/packages", response_model=PackagesPage, responses=ERROR_RESPONSES)
+@register(router, ep.LIST_PACKAGES)
 def list_packages(
     _: Reader,
     engine: EngineDep,
@@ -63,7 +64,7 @@ def list_packages(
     return PackagesPage(totalCount=found.total, count=len(packages), packages=packages)
 
 
-@router.post("/apps/{app_id}/packages", response_model=Package, responses=WRITE_ERROR_RESPONSES)
+@register(router, ep.CREATE_PACKAGE)
 def create_package(
     _: Admin, engine: EngineDep, now: Now, app_id: str, body: PackageCreate
 ) -> Package:
@@ -77,17 +78,13 @@ def create_package(
         return package_body(data.get_package(conn, resolved, package_id))
 
 
-@router.get(
-    "/apps/{app_id}/packages/{package_id}", response_model=Package, responses=ERROR_RESPONSES
-)
+@register(router, ep.GET_PACKAGE)
 def get_package(_: Reader, engine: EngineDep, app_id: str, package_id: str) -> Package:
     with read_tx(engine) as conn:
         return package_body(data.get_package(conn, resolve_app(conn, app_id), package_id))
 
 
-@router.put(
-    "/apps/{app_id}/packages/{package_id}", response_model=Package, responses=WRITE_ERROR_RESPONSES
-)
+@register(router, ep.UPDATE_PACKAGE)
 def update_package(
     _: Admin, engine: EngineDep, now: Now, app_id: str, package_id: str, body: PackageUpdate
 ) -> Package:
@@ -101,9 +98,7 @@ def update_package(
         return package_body(data.get_package(conn, resolved, package_id))
 
 
-@router.delete(
-    "/apps/{app_id}/packages/{package_id}", status_code=204, responses=WRITE_ERROR_RESPONSES
-)
+@register(router, ep.DELETE_PACKAGE)
 def delete_package(_: Admin, engine: EngineDep, app_id: str, package_id: str) -> Response:
     """Delete a package that no channel serves and that is no channel's floor."""
     with write_tx(engine) as conn:
@@ -111,11 +106,7 @@ def delete_package(_: Admin, engine: EngineDep, app_id: str, package_id: str) ->
     return Response(status_code=204)
 
 
-@router.get(
-    "/apps/{app_id}/packages/{package_id}/floor-channels",
-    response_model=FloorChannels,
-    responses=ERROR_RESPONSES,
-)
+@register(router, ep.PACKAGE_FLOOR_CHANNELS)
 def package_floor_channels(
     _: Reader, engine: EngineDep, app_id: str, package_id: str
 ) -> FloorChannels:

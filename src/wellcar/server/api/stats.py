@@ -10,9 +10,10 @@ from wellcar.server.data import stats as data
 from wellcar.server.data.applications import resolve_app
 from wellcar.server.data.groups import get_group, group_row
 
+from . import endpoints as ep
 from .common import EngineDep, make_router, read_tx
 from .deps import Now, Reader
-from .errors import ERROR_RESPONSES
+from .endpoints import register
 from .models import (
     InstancesStats,
     StatusTimeline,
@@ -24,14 +25,9 @@ from .models import (
 router = make_router("statistics")
 
 Duration = Annotated[str, Query(description="1h, 1d, 7d or 30d")]
-GROUP = "/apps/{app_id}/groups/{group_id}"
 
 
-@router.get(
-    f"{GROUP}/version_breakdown",
-    response_model=list[VersionBreakdownEntry],
-    responses=ERROR_RESPONSES,
-)
+@register(router, ep.VERSION_BREAKDOWN)
 def version_breakdown(
     _: Reader, engine: EngineDep, now: Now, app_id: str, group_id: str
 ) -> list[VersionBreakdownEntry]:
@@ -42,7 +38,7 @@ def version_breakdown(
     return [VersionBreakdownEntry.model_validate(entry) for entry in breakdown]
 
 
-@router.get(f"{GROUP}/version_timeline", response_model=VersionTimeline, responses=ERROR_RESPONSES)
+@register(router, ep.VERSION_TIMELINE)
 def version_timeline(
     _: Reader, engine: EngineDep, now: Now, app_id: str, group_id: str, duration: Duration = "1d"
 ) -> VersionTimeline:
@@ -53,7 +49,7 @@ def version_timeline(
     return {utc_iso(at): counts for at, counts in timeline.items()}
 
 
-@router.get(f"{GROUP}/status_timeline", response_model=StatusTimeline, responses=ERROR_RESPONSES)
+@register(router, ep.STATUS_TIMELINE)
 def status_timeline(
     _: Reader, engine: EngineDep, now: Now, app_id: str, group_id: str, duration: Duration = "1d"
 ) -> StatusTimeline:
@@ -64,7 +60,7 @@ def status_timeline(
     return {utc_iso(at): changes for at, changes in timeline.items()}
 
 
-@router.get(f"{GROUP}/instances_stats", response_model=InstancesStats, responses=ERROR_RESPONSES)
+@register(router, ep.INSTANCES_STATS)
 def instances_stats(
     _: Reader, engine: EngineDep, now: Now, app_id: str, group_id: str, duration: Duration = "1d"
 ) -> InstancesStats:
