@@ -280,6 +280,34 @@ def check_no_package_manager(node: Node) -> None:
     assert "openssh-server" in node.ssh("dpkg-query -W -f='${Package}\\n'")  # the SBOM stays
 
 
+def check_node_commands(node: Node) -> None:
+    """The node's CLI and Flatcar's commands, as core (read-only) and as root."""
+    status = node.ssh("wellcar agent status", user="core")
+    keys = [line.split("=", 1)[0] for line in status.splitlines()]
+    assert keys[:5] == ["LAST_CHECKED_TIME", "PROGRESS", "CURRENT_OP", "NEW_VERSION", "NEW_SIZE"]
+    assert "DAEMON=running pid=" in status and "Traceback" not in status
+    assert "BOOT=" in node.ssh("wellcar agent status")  # root: the live daemon's view
+    ue = node.ssh("update_engine_client -status", user="core").splitlines()
+    assert [line.split("=", 1)[0] for line in ue] == keys[:5], ue
+    assert ue[2] == "CURRENT_OP=UPDATE_STATUS_IDLE"
+    lock = node.ssh("locksmithctl status", user="core").splitlines()
+    assert lock[:2] == ["Available: 1", "Max: 1"], lock
+
+
+def agent_journal(node: Node, *options: str) -> list[dict[str, str]]:
+    out = node.ssh(f"journalctl -u wellcar-agent -o json --no-pager {' '.join(options)}")
+    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+
+def check_agent_journal(node: Node) -> None:
+    """The agent's lines reach the journal as entries with their fields and priority."""
+    entries = [e for e in agent_journal(node) if e.get("SYSLOG_IDENTIFIER") == "wellcar-agent"]
+    started = [e for e in entries if 'msg="agent started"' in e["MESSAGE"]]
+    assert started, [e["MESSAGE"] for e in entries][:20]
+    assert started[-1]["PRIORITY"] == "6" and started[-1]["WELLCAR_VERSION"] == VERSION_N
+    assert all(int(e["PRIORITY"]) <= 4 for e in agent_journal(node, "-p", "warning"))
+
+
 def agent_restarts(node: Node) -> int:
     out = node.ssh("systemctl show -p NRestarts --value wellcar-agent.service")
     return int(out.strip())
@@ -351,6 +379,8 @@ def test_node_updates_itself_survives_power_loss_and_falls_back(
             assert node.ssh("id -un", user="core").strip() == "core"
             check_flatcar_user_model(node)
             check_no_package_manager(node)
+            check_node_commands(node)
+            check_agent_journal(node)
             root_size = int(node.ssh("df --output=size -B1 / | tail -1"))
             assert root_size > 2 << 30, f"ROOT did not grow: {root_size} bytes"
             assert node.ssh("cat /etc/provisioned-by") == "ignition\n"
@@ -412,6 +442,10 @@ def test_node_updates_itself_survives_power_loss_and_falls_back(
             )
             status = node.agent_status()
             assert status.get("rolled_back_version") == VERSION_N2
+            # journalctl -p warning shows the rollback, as a warning with its fields.
+            rolled = [e for e in agent_journal(node, "-b", "-p", "warning")
+                      if 'msg="rolled back"' in e["MESSAGE"]]  # fmt: skip
+            assert rolled and rolled[0]["PRIORITY"] == "4" and rolled[0]["WELLCAR_SLOT"] in "AB"
             found = fleet.instance()
             assert found is not None and found[1] == VERSION_N1
             assert agent_restarts(node) == 0  # in this boot, after the fallback
