@@ -306,7 +306,7 @@ def test_failed_save_leaves_the_old_file(tmp_path: Path, monkeypatch: pytest.Mon
     def broken_replace(src: str, dst: str) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("wellcar.agent.status_store.os.replace", broken_replace)
+    monkeypatch.setattr("wellcar.atomic_file.os.replace", broken_replace)
     with pytest.raises(OSError):
         store.save(AgentStatus(current_version="2.0.0"))
     monkeypatch.undo()

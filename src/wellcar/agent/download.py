@@ -33,6 +33,7 @@ from pathlib import Path
 
 import httpx
 
+from wellcar.atomic_file import fsync_directory
 from wellcar.logline import log_fields
 from wellcar.netfetch import (
     IDENTITY,
@@ -175,14 +176,6 @@ class _PartialFile:
 
     def close(self) -> None:
         os.close(self.fd)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _file_matches(path: Path, offer: UpdateOffer) -> bool:
@@ -367,7 +360,7 @@ def download_payload(
     finally:
         part.close()
     os.replace(partial, final)
-    _fsync_dir(dest_dir)
+    fsync_directory(dest_dir)
     return final
 
 

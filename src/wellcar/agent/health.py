@@ -25,6 +25,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
+from wellcar.atomic_file import write_file_atomically
 from wellcar.disk import ContentPhase, Slot, SlotInfo, SlotStateError, SlotTable
 from wellcar.logline import log_fields
 
@@ -360,12 +361,7 @@ class BootAssessor:
             "reported_failures": state.reported_failures[-_REPORTED_FAILURES_KEPT:],
         }
         self._state_path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self._state_path.with_name(f".{self._state_path.name}.tmp")
-        with open(temporary, "w", encoding="utf-8") as stream:
-            stream.write(json.dumps(document, indent=2) + "\n")
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, self._state_path)
+        write_file_atomically(self._state_path, json.dumps(document, indent=2) + "\n")
 
     # -- assessment
 

@@ -25,7 +25,6 @@ import os
 import re
 import shlex
 import subprocess
-import tempfile
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import suppress
@@ -35,6 +34,7 @@ from pathlib import Path
 from typing import Protocol
 from uuid import UUID
 
+from wellcar.atomic_file import write_file_atomically
 from wellcar.disk import (
     AttributeUpdate,
     BootResult,
@@ -488,7 +488,7 @@ class EspBootFiles:
         target = self.entries_dir / boot_entry_file_name(self.brand, slot, tries)
         stale = [path for path, _ in self.entries(slot) if path != target]
         self.entries_dir.mkdir(parents=True, exist_ok=True)
-        _write_atomically(target, text)
+        write_file_atomically(target, text, mode=None)  # the ESP is FAT: no chmod
         for path in stale:
             path.unlink(missing_ok=True)
         return target
@@ -521,20 +521,6 @@ class EspBootFiles:
                         if digest:
                             found[digest] = slot
         return found
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
 
 
 # ------------------------------------------------------------------- running commands
@@ -635,7 +621,7 @@ class FileSlotBackend:
             "powered_on_at": state.powered_on_at.isoformat(),
             "reboot_requested": state.reboot_requested,
         }
-        _write_atomically(self._state_path, json.dumps(document, indent=2) + "\n")
+        write_file_atomically(self._state_path, json.dumps(document, indent=2) + "\n", mode=None)
 
     def _running(self) -> _NodeState:
         state = self._load()

@@ -12,16 +12,14 @@ safe state to restart from.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
-import tempfile
 from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from wellcar.atomic_file import write_file_atomically
 from wellcar.logline import log_fields
 
 from .errors import StateError
@@ -331,22 +329,5 @@ class StatusStore:
         """Replace the file atomically and durably."""
         directory = self.path.parent
         directory.mkdir(parents=True, exist_ok=True)
-        data = encode_status(status).encode("utf-8")
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=directory)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        # The rename is durable only once the directory entry is on disk.
-        dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        # 0644: `wellcar agent status` reads it without root.
+        write_file_atomically(self.path, encode_status(status), mode=0o644)

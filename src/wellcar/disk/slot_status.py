@@ -9,15 +9,14 @@ power cut leaves either the old or the new record, never half of one.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
 from uuid import UUID
+
+from wellcar.atomic_file import write_file_atomically
 
 from .errors import SlotStatusError
 from .layout import Slot
@@ -217,25 +216,7 @@ def load_slot_status(path: Path) -> SlotStatus:
 
 def save_slot_status(path: Path, status: SlotStatus) -> None:
     """Replace ``path`` atomically with ``status``."""
-    directory = path.parent
     try:
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+        write_file_atomically(path, encode_slot_status(status), mode=0o644)
     except OSError as exc:
-        raise SlotStatusError(f"{path}: cannot write the slot-status file ({exc})") from exc
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(encode_slot_status(status))
-            stream.flush()
-            os.fchmod(stream.fileno(), 0o644)
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-        # The rename is only durable once the directory entry is on disk too.
-        directory_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(directory_fd)
-        finally:
-            os.close(directory_fd)
-    except OSError as exc:
-        with suppress(FileNotFoundError):
-            os.unlink(temporary)
         raise SlotStatusError(f"{path}: cannot write the slot-status file ({exc})") from exc

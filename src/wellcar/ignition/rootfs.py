@@ -4,10 +4,10 @@ symlink (absolute or relative) can lead a write outside it; and atomic file writ
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from wellcar.atomic_file import write_file_atomically
 from wellcar.ignition.errors import UnsafePathError
 
 MAX_SYMLINKS = 40  # as the kernel's ELOOP limit
@@ -57,14 +57,4 @@ class TargetRoot:
 
 def atomic_write(path: Path, data: bytes, mode: int) -> None:
     """Replace path with data in one rename, so a crash never leaves half a file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_file_atomically(path, data, mode=mode)

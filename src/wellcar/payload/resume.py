@@ -10,10 +10,10 @@ costs a failed verification, never a bad slot.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from wellcar.atomic_file import write_file_atomically
 from wellcar.payload.errors import ResumeStateError
 
 
@@ -45,13 +45,8 @@ class CheckpointFile:
             return None
 
     def save(self, checkpoint: ApplyCheckpoint) -> None:
-        tmp = self.path.with_name(self.path.name + ".tmp")
         try:
-            with open(tmp, "w") as out:
-                json.dump(asdict(checkpoint), out)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, self.path)
+            write_file_atomically(self.path, json.dumps(asdict(checkpoint)))
         except OSError as exc:
             raise ResumeStateError(
                 f"cannot save apply progress to {self.path}: {exc.strerror}"

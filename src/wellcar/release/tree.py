@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from wellcar.atomic_file import write_file_atomically
 from wellcar.image.version import OsVersion, parse_version
 from wellcar.release.errors import ReleaseError
 
@@ -60,12 +61,6 @@ class ReleaseRecord:
         raw: dict[str, Any] = json.loads(text)
         raw["artifacts"] = {k: ArtifactInfo(**v) for k, v in raw["artifacts"].items()}
         return cls(**raw)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 class ReleaseTree:
@@ -128,6 +123,6 @@ class ReleaseTree:
             )
             entry["architectures"] = sorted({*entry["architectures"], record.board})
             by_channel.setdefault(record.channel, {})[record.version] = entry
-        _write_atomic(self.root / FEED, json.dumps(everything, indent=2) + "\n")
+        write_file_atomically(self.root / FEED, json.dumps(everything, indent=2) + "\n")
         for channel, entries in by_channel.items():
-            _write_atomic(self.root / channel / FEED, json.dumps(entries, indent=2) + "\n")
+            write_file_atomically(self.root / channel / FEED, json.dumps(entries, indent=2) + "\n")
