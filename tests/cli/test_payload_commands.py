@@ -68,8 +68,8 @@ def kit(tmp_path_factory: pytest.TempPathFactory) -> Kit:
     kit.old.write_bytes(old)
     kit.new.write_bytes(b"".join(blocks))
     kit.kernel.write_bytes(make_blob(70_001, seed=54))
-    ok(run("keys", "generate", kit.rsa))
-    ok(run("keys", "generate", kit.ed, "--algorithm", "ed25519"))
+    ok(run("keys", "generate", kit.rsa, "--algorithm", "rsa"))
+    ok(run("keys", "generate", kit.ed))
     return kit
 
 
@@ -100,10 +100,24 @@ def test_keys_generate(tmp_path: Path) -> None:
     assert not (tmp_path / "other.key").exists()
 
 
-def test_keys_generate_rsa_default(kit: Kit) -> None:
+def test_keys_generate_ed25519_default_rsa_on_request(kit: Kit) -> None:
+    assert load_signing_key(kit.key(kit.ed)).algorithm.value == "ed25519"
     key = load_signing_key(kit.key(kit.rsa))
     assert key.algorithm.value == "rsa" and key.signature_length == 256
     assert stat.S_IMODE(kit.key(kit.rsa).stat().st_mode) == 0o600
+
+
+def test_both_key_commands_write_the_same_names(tmp_path: Path) -> None:
+    payload = ok(run("keys", "generate", tmp_path / "keys", "--name", "payload"))
+    tuf = ok(run("trust", "keys", "generate", tmp_path / "keys", "--name", "targets-2"))
+    prefix = ok(run("trust", "keys", "generate", tmp_path / "keys" / "root-2"))
+    assert payload.startswith("ed25519 key ") and tuf.startswith("ed25519 key ")
+    assert prefix.startswith("ed25519 key ")
+    assert sorted(p.name for p in (tmp_path / "keys").iterdir()) == [
+        "payload.key", "payload.pub", "root-2.key", "root-2.pub", "targets-2.key", "targets-2.pub",
+    ]  # fmt: skip
+    for name in ("payload", "targets-2", "root-2"):
+        assert stat.S_IMODE((tmp_path / "keys" / f"{name}.key").stat().st_mode) == 0o600
 
 
 def test_keys_generate_into_a_missing_directory(tmp_path: Path) -> None:

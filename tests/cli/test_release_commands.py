@@ -36,7 +36,7 @@ def test_init_create_promote_and_status(tmp_path: Path) -> None:
     tree, keys = tmp_path / "tree", tmp_path / "keys"
     result = run("trust", "init", "--tree", tree, "--keys-dir", keys)
     assert result.exit_code == 0, result.stderr
-    assert "root-1.pem" in result.stdout
+    assert "root-1.key" in result.stdout
     signing, _ = payload_key(tmp_path / "pk")
     build = make_build(tmp_path / "build", "4799.0.0")
     common = ("--tree", tree, "--keys", keys, "--signing-key", signing)
@@ -65,7 +65,7 @@ def test_missing_artifact_and_wrong_key_are_one_line(tmp_path: Path) -> None:
     build = make_build(tmp_path / "build", "4799.2.0")
     (build / "update.payload").unlink()
     common = ("--tree", tree, "--keys", keys, "--signing-key", signing)
-    assert "has no update.payload" in one_error_line(
+    assert "no update.payload: make it with `wellcar payload generate" in one_error_line(
         run("release", "create", build, "--channel", "stable", *common)
     )
     good = make_build(tmp_path / "good", "4799.2.0")
@@ -95,7 +95,7 @@ def test_offline_root_rotation(tmp_path: Path) -> None:
     run("trust", "init", "--tree", tree, "--keys-dir", keys)
     offline = tmp_path / "offline"
     offline.mkdir()
-    (keys / "root-1.pem").rename(offline / "root-1.pem")
+    (keys / "root-1.key").rename(offline / "root-1.key")
     new = run("trust", "keys", "generate", offline, "--name", "root-2")
     assert new.exit_code == 0
     result = run("trust", "rotate-root", "--tree", tree, "--keys", keys,

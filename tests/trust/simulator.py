@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from wellcar.keyfiles import PRIVATE_SUFFIX
 from wellcar.trust.client import TrustedUpdateVerifier
 from wellcar.trust.keys import Keyring
 from wellcar.trust.repository import TargetEntry, TrustRepository
@@ -104,7 +105,7 @@ class RepoSim:
         """The named keys (e.g. "snapshot", "timestamp"), or all of them."""
         if not names:
             return Keyring.load([self.keys])
-        return Keyring.load([self.keys / f"{name}.pem" for name in names])
+        return Keyring.load([self.keys / f"{name}{PRIVATE_SUFFIX}" for name in names])
 
     def release(
         self, version: str, channel: str = "stable", content: bytes | None = None,

@@ -40,8 +40,8 @@ def test_init_writes_keys_and_version_one(tmp_path: Path) -> None:
         tmp_path / "tree", tmp_path / "keys", root_keys=3, root_threshold=2, now=NOW
     )
     names = sorted(k.private_path.name for k in keys)
-    assert names == ["root-1.pem", "root-2.pem", "root-3.pem", "snapshot.pem",
-                     "targets-1.pem", "timestamp.pem"]  # fmt: skip
+    assert names == ["root-1.key", "root-2.key", "root-3.key", "snapshot.key",
+                     "targets-1.key", "timestamp.key"]  # fmt: skip
     assert stat.S_IMODE(keys[0].private_path.stat().st_mode) == 0o600
     root = repo.root().signed
     assert root.roles["root"].threshold == 2 and len(root.roles["root"].keyids) == 3
@@ -64,7 +64,7 @@ def test_publish_without_enough_targets_keys_publishes_nothing(tmp_path: Path) -
     )
     offline = tmp_path / "offline"
     offline.mkdir()
-    shutil.move(tmp_path / "keys" / "targets-2.pem", offline / "targets-2.pem")
+    shutil.move(tmp_path / "keys" / "targets-2.key", offline / "targets-2.key")
     before = repo.timestamp().signed.version
     repo.stage_targets([_artifact(repo.tree)], now=NOW)
     with pytest.raises(SigningKeyError, match="needs 1 more targets key signature"):
@@ -120,7 +120,7 @@ def test_expired_root_blocks_publishing_until_rotated(tmp_path: Path) -> None:
 
 def test_root_rotation_keeps_every_version_and_needs_both_key_sets(tmp_path: Path) -> None:
     repo, keys = TrustRepository.initialize(tmp_path / "tree", tmp_path / "keys", now=NOW)
-    old_root = next(k for k in keys if k.private_path.name == "root-1.pem")
+    old_root = next(k for k in keys if k.private_path.name == "root-1.key")
     new_root = generate_key(tmp_path / "new", "root-2")
     new_targets = generate_key(tmp_path / "new", "targets-2")
     repo.stage_targets([_artifact(repo.tree)], now=NOW)

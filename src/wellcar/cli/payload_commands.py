@@ -25,6 +25,7 @@ from rich.table import Table
 
 from wellcar.cli.output import err, fail, out
 from wellcar.disk import DiskError, Slot, SlotTable
+from wellcar.keyfiles import key_pair_paths
 from wellcar.payload.apply import ApplySources, ApplyTargets, apply_payload
 from wellcar.payload.errors import PayloadError, PayloadFormatError
 from wellcar.payload.generate import GenerateOptions, PayloadInputs, generate_payload
@@ -101,16 +102,31 @@ def _trusted(keys: list[Path] | None, skip: bool) -> TrustedKeys | None:
 
 @keys_app.command("generate")
 def keys_generate(
-    prefix: Annotated[Path, typer.Argument(help="Writes PREFIX.key (private) and PREFIX.pub")],
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="Writes PATH.key (private) and PATH.pub; with --name, PATH is a "
+            "directory and NAME.key/NAME.pub go in it"
+        ),
+    ],
+    name: Annotated[
+        str | None, typer.Option("--name", help="File name stem inside the directory PATH")
+    ] = None,
     algorithm: Annotated[
-        KeyAlgorithm, typer.Option(help="rsa (2048 bits, what update_engine checks) or ed25519")
-    ] = KeyAlgorithm.RSA,
+        KeyAlgorithm,
+        typer.Option(
+            help="ed25519, or rsa (2048 bits) for payloads a Flatcar update_engine "
+            "must verify (--flatcar-compatible)"
+        ),
+    ] = KeyAlgorithm.ED25519,
 ) -> None:
-    """Generate a payload signing key pair."""
+    """Generate a payload signing key pair (NAME.key + NAME.pub, as `wellcar trust keys
+    generate`)."""
     with payload_errors():
+        if name is not None:
+            path.mkdir(parents=True, exist_ok=True)
+        private, public = key_pair_paths(path / name if name is not None else path)
         key = generate_key(algorithm)
-        private = prefix.with_name(prefix.name + ".key")
-        public = prefix.with_name(prefix.name + ".pub")
         write_key_pair(key, private, public)
     out.print(f"{algorithm.value} key {key_id_of(key.public_key()).hex()}: {private} {public}")
 

@@ -16,9 +16,11 @@ import typer
 from tuf.api.metadata import Metadata
 
 from wellcar.cli.output import fail, out
+from wellcar.image.version import parse_version
 from wellcar.payload.errors import PayloadError
 from wellcar.payload.signing import load_signing_key, load_trusted_keys
-from wellcar.release.channels import version_for_channel
+from wellcar.release.boards import check_board
+from wellcar.release.channels import check_channel, version_for_channel
 from wellcar.release.create import (
     DEFAULT_BOARD,
     ReleaseInputs,
@@ -26,7 +28,7 @@ from wellcar.release.create import (
     promote_release,
     promotion_target,
 )
-from wellcar.release.digests import verify_digests
+from wellcar.release.digests import Expected, check_digests
 from wellcar.release.errors import ReleaseError
 from wellcar.release.tree import ReleaseTree
 from wellcar.trust.errors import TrustError
@@ -46,7 +48,9 @@ trust_app = typer.Typer(
     help="Signed release metadata (TUF): keys, root rotation, offline signing.",
     no_args_is_help=True,
 )
-trust_keys_app = typer.Typer(help="TUF signing keys (Ed25519).", no_args_is_help=True)
+trust_keys_app = typer.Typer(
+    help="TUF signing keys (Ed25519; NAME.key + NAME.pub).", no_args_is_help=True
+)
 trust_app.add_typer(trust_keys_app, name="keys")
 
 Tree = Annotated[
@@ -54,13 +58,16 @@ Tree = Annotated[
 ]
 Keys = Annotated[
     list[Path] | None,
-    typer.Option("--keys", help="TUF private keys: files or directories of *.pem (repeatable)"),
+    typer.Option("--keys", help="TUF private keys: files, or directories of *.key (repeatable)"),
 ]
 Board = Annotated[str, typer.Option("--board", help="Board, e.g. amd64-usr, arm64-usr")]
 Minor = Annotated[int | None, typer.Option("--minor", help="MINOR of a custom channel's versions")]
 SigningKeyOpt = Annotated[
     list[Path] | None,
-    typer.Option("--signing-key", help="Payload key that signs DIGESTS (repeatable)"),
+    typer.Option(
+        "--signing-key",
+        help="Payload key (`wellcar keys generate`, not a TUF key) that signs DIGESTS",
+    ),
 ]
 Changelog = Annotated[
     Path | None,
@@ -204,13 +211,50 @@ def release_publish(
 def release_verify_digests(
     directory: Annotated[Path, typer.Argument(help="A release's version directory")],
     trusted_key: Annotated[
-        list[Path], typer.Option("--trusted-key", help="Public payload key (repeatable)")
+        list[Path], typer.Option("--trusted-key", help="Public payload key, NAME.pub (repeatable)")
     ],
+    version: Annotated[
+        str | None,
+        typer.Option("--version", help="The version you expect [the directory's name]"),
+    ] = None,
+    board: Annotated[
+        str | None, typer.Option("--board", help="The board you expect [from the path]")
+    ] = None,
+    channel: Annotated[
+        str | None, typer.Option("--channel", help="The channel you expect [from the path]")
+    ] = None,
+    file: Annotated[
+        list[str] | None,
+        typer.Option("--file", help="Check only this file (repeatable) [the whole directory]"),
+    ] = None,
+    allow_unbound: Annotated[
+        bool,
+        typer.Option(help="Accept an old DIGESTS that does not name its release (files only)"),
+    ] = False,
 ) -> None:
-    """Check DIGESTS.sig and every file DIGESTS lists."""
+    """Check DIGESTS.sig, that DIGESTS is for the release you expect, and the files: every
+    file it lists, and no file it does not list (unless --file names the ones to check)."""
     with release_errors():
-        names = verify_digests(directory, load_trusted_keys(trusted_key))
-    out.print(f"ok: {len(names)} files match the signed DIGESTS")
+        if version is not None:
+            version = str(parse_version(version))
+        if board is not None:
+            check_board(board)
+        if channel is not None:
+            check_channel(channel)
+        result = check_digests(
+            directory, load_trusted_keys(trusted_key), Expected(version, board, channel),
+            files=file, allow_unbound=allow_unbound,
+        )  # fmt: skip
+    what = f"{len(result.files)} files match the signed DIGESTS"
+    if result.identity is None:
+        out.print(f"ok: {what} (an old DIGESTS: which release it is for was not checked)")
+        return
+    unchecked = (
+        f"; {' and '.join(result.unchecked)} not checked (pass --{' --'.join(result.unchecked)})"
+        if result.unchecked
+        else ""
+    )
+    out.print(f"ok: {what} of {result.identity}{unchecked}")
 
 
 # -------------------------------------------------------------------------- trust
@@ -241,13 +285,21 @@ def trust_init(
 
 @trust_keys_app.command("generate")
 def trust_keys_generate(
-    directory: Annotated[Path, typer.Argument(help="Directory for NAME.pem and NAME.pub")],
-    name: Annotated[str, typer.Option("--name", help="File name stem, e.g. root-2")],
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="Directory for NAME.key and NAME.pub (with --name), or PATH "
+            "itself: writes PATH.key and PATH.pub"
+        ),
+    ],
+    name: Annotated[str | None, typer.Option("--name", help="File name stem, e.g. root-2")] = None,
 ) -> None:
-    """Generate an Ed25519 key pair and print its TUF key id."""
+    """Generate an Ed25519 key pair (NAME.key + NAME.pub, as `wellcar keys generate`) and
+    print its TUF key id."""
     with release_errors():
-        key = generate_key(directory, name)
-    out.print(f"{key.keyid}  {key.private_path}  {key.public_path}")
+        directory, stem = (path, name) if name is not None else (path.parent, path.name)
+        key = generate_key(directory, stem)
+    out.print(f"ed25519 key {key.keyid}: {key.private_path} {key.public_path}")
 
 
 @trust_app.command("rotate-root")

@@ -25,10 +25,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
+from wellcar.keyfiles import LEGACY_PRIVATE_SUFFIX, PUBLIC_SUFFIX
 from wellcar.payload.errors import PayloadKeyError, PayloadSignatureError
 from wellcar.payload.manifest import Signature, Signatures, SignatureVersion, encode_signatures
 
 RSA_BITS = 2048
+# A directory of trusted keys: NAME.pub, and public keys named *.pem (an image's
+# payload-key-dir) as before.
+PUBLIC_SUFFIXES = (PUBLIC_SUFFIX, LEGACY_PRIVATE_SUFFIX)
 
 
 class KeyAlgorithm(StrEnum):
@@ -227,11 +231,11 @@ def load_trusted_key(path: Path) -> TrustedKey:
 
 
 def load_trusted_keys(paths: list[Path]) -> TrustedKeys:
-    """Load public keys from files and directories (every ``*.pem`` / ``*.pub`` inside)."""
+    """Load public keys from files and directories (every ``*.pub`` / ``*.pem`` inside)."""
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
-            files += sorted(p for p in path.iterdir() if p.suffix in (".pem", ".pub"))
+            files += sorted(p for p in path.iterdir() if p.suffix in PUBLIC_SUFFIXES)
         else:
             files.append(path)
     if not files:

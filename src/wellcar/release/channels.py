@@ -2,8 +2,9 @@
 
 MINOR names the channel: 0 alpha, 1 beta, 2 stable, 3 lts. Promotion goes up that list
 and keeps MAJOR (the build day); PATCH counts point releases. Custom channels (``edge``,
-``customer-x``) carry a MINOR of their own choosing (``--minor``); PATCH is allocated
-over the whole tree so no two channels ever share a version.
+``customer-x``) carry a MINOR of their own choosing (``--minor``), 4 or more: a custom
+build numbered like a stable one would read as stable everywhere a version is shown.
+PATCH is allocated over the whole tree so no two channels ever share a version.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from datetime import datetime
 from wellcar.image.version import CHANNELS, OsVersion, major_for
 from wellcar.release.errors import ChannelError, PromotionError
 from wellcar.trust.channels import CHANNEL_NAME
+
+FIRST_CUSTOM_MINOR = len(CHANNELS)  # 0-3 belong to the standard channels
 
 
 def check_channel(name: str) -> str:
@@ -34,12 +37,22 @@ def channel_minor(channel: str, minor: int | None = None) -> int:
         return CHANNELS.index(channel)
     if minor is None:
         raise ChannelError(
-            f"{channel!r} is a custom channel: give its MINOR with --minor "
-            f"(0-3 are {', '.join(CHANNELS)})"
+            f"{channel!r} is a custom channel: give its MINOR with --minor, "
+            f"{FIRST_CUSTOM_MINOR} or more (0-3 are {', '.join(CHANNELS)})"
+        )
+    _check_custom_minor(channel, minor)
+    return minor
+
+
+def _check_custom_minor(channel: str, minor: int) -> None:
+    if 0 <= minor < FIRST_CUSTOM_MINOR:
+        raise ChannelError(
+            f"custom channel {channel} cannot use MINOR {minor}, which is "
+            f"{CHANNELS[minor]}'s: give it a MINOR of its own, {FIRST_CUSTOM_MINOR} or more "
+            f"(`wellcar release version --channel {channel} --minor {FIRST_CUSTOM_MINOR}`)"
         )
     if minor < 0:
-        raise ChannelError("--minor must be 0 or more")
-    return minor
+        raise ChannelError(f"--minor must be {FIRST_CUSTOM_MINOR} or more for a custom channel")
 
 
 def next_version(major: int, minor: int, existing: Iterable[OsVersion]) -> OsVersion:
@@ -56,7 +69,16 @@ def version_for_channel(
 
 
 def check_build_version(version: OsVersion, channel: str) -> None:
-    """A build for a standard channel must carry that channel's MINOR."""
+    """A build for a standard channel must carry that channel's MINOR; one for a custom
+    channel must not carry a standard channel's."""
+    if channel not in CHANNELS and version.minor < FIRST_CUSTOM_MINOR:
+        raise ChannelError(
+            f"the build is version {version}, a {version.channel} version (MINOR "
+            f"{version.minor}), but {channel} is a custom channel that needs a MINOR of its "
+            f"own, {FIRST_CUSTOM_MINOR} or more: rebuild with `wellcar build --version "
+            f"{version.major}.{FIRST_CUSTOM_MINOR}.0` (see `wellcar release version "
+            f"--channel {channel} --minor {FIRST_CUSTOM_MINOR}`)"
+        )
     if channel in CHANNELS and version.minor != CHANNELS.index(channel):
         raise ChannelError(
             f"the build is version {version} (MINOR {version.minor} = "

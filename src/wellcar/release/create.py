@@ -14,19 +14,21 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from securesystemslib.signer import SSlibKey
+
 from wellcar.image.version import OsVersion
 from wellcar.payload.signing import SigningKey
+from wellcar.release.boards import DEFAULT_BOARD as DEFAULT_BOARD  # callers import it here
+from wellcar.release.boards import check_board
 from wellcar.release.build_dir import BuildDir, parse_packages
 from wellcar.release.channels import check_build_version, check_channel, promotion_version
-from wellcar.release.digests import DIGESTS, SIGNATURE, write_signed_digests
+from wellcar.release.digests import DIGESTS, SIGNATURE, ReleaseIdentity, write_signed_digests
 from wellcar.release.errors import PromotionError, ReleaseError, VersionExistsError
-from wellcar.release.notes import major_software, read_fragments, render_notes
+from wellcar.release.notes import FRAGMENT_SECTIONS, major_software, read_fragments, render_notes
 from wellcar.release.tree import NOTES, RECORD, ArtifactInfo, ReleaseRecord, ReleaseTree
 from wellcar.trust.errors import TrustError
 from wellcar.trust.keys import Keyring
 from wellcar.trust.repository import TargetEntry, TrustRepository
-
-DEFAULT_BOARD = "amd64-usr"
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,65 @@ def _check_new(tree: ReleaseTree, version: OsVersion, channel: str, board: str) 
         )
 
 
+def check_changelog(changelog: Path | None) -> None:
+    """A --changelog that is not a changelog directory would silently add no notes."""
+    if changelog is None:
+        return
+    sections = [name for name, _ in FRAGMENT_SECTIONS]
+    if not changelog.is_dir():
+        raise ReleaseError(
+            f"--changelog {changelog}: no such directory; give the directory holding "
+            f"{'/, '.join(sections)}/ (or leave --changelog out)"
+        )
+    if not any((changelog / name).is_dir() for name in sections):
+        raise ReleaseError(
+            f"--changelog {changelog} has none of {'/, '.join(sections)}/: give the "
+            "changelog directory itself"
+        )
+
+
+def _check_payload_keys(inputs: ReleaseInputs, repo: TrustRepository) -> None:
+    """DIGESTS is signed with the payload key, never a TUF key: people check DIGESTS with
+    the payload public key, and a TUF (offline targets) key used as a second, online
+    signing key would lose what keeping it offline buys."""
+    if not inputs.payload_keys:
+        raise ReleaseError(
+            "no signing key for DIGESTS: pass --signing-key with the payload key "
+            "(`wellcar keys generate`, the key `wellcar build` signs update.payload with)"
+        )
+    root = repo.root().signed
+    for key in inputs.payload_keys:
+        try:
+            keyid = SSlibKey.from_crypto(key.public_key).keyid
+        except (ValueError, TypeError):
+            continue  # not a key type TUF uses here (RSA): cannot be a TUF key
+        roles = [r for r in ("root", "targets", "snapshot", "timestamp")
+                 if keyid in root.roles[r].keyids]  # fmt: skip
+        if roles:
+            raise ReleaseError(
+                f"--signing-key {key.source} is the TUF {' and '.join(roles)} key; DIGESTS is "
+                "signed with the payload key (`wellcar keys generate`), pass that instead"
+            )
+
+
+def _check_tuf_keys(inputs: ReleaseInputs, repo: TrustRepository) -> None:
+    """`release create` signs targets, snapshot and timestamp in one go; it cannot stage
+    targets for offline signing, so say what works instead of the offline flow."""
+    root = repo.root().signed
+    short = []
+    for role in ("targets", "snapshot", "timestamp"):
+        spec = root.roles[role]
+        if len(inputs.tuf_keys.for_keyids(spec.keyids)) < spec.threshold:
+            short.append(f"{role} ({spec.threshold} of {len(spec.keyids)} keys)")
+    if short:
+        raise ReleaseError(
+            f"the TUF keys given cannot sign {', '.join(short)}: `release create` signs "
+            "targets, snapshot and timestamp itself, so pass --keys with those private keys "
+            "(files or the directory `wellcar trust init` wrote, e.g. KEYS/targets-1.key); "
+            "where the targets key is kept offline, run `release create` on that machine"
+        )
+
+
 def _release(
     tree_root: Path,
     build: BuildDir,
@@ -76,12 +137,15 @@ def _release(
     now: datetime,
 ) -> ReleaseOutcome:
     check_channel(channel)
+    check_board(inputs.board)
+    check_changelog(inputs.changelog)
     tree = ReleaseTree(tree_root)
     _check_new(tree, version, channel, inputs.board)
-    if not inputs.payload_keys:
-        raise ReleaseError("no signing key for DIGESTS: pass --signing-key (a payload key)")
     try:
         repo = TrustRepository(tree_root)
+        _check_payload_keys(inputs, repo)
+        repo.check_root_fresh(now)
+        _check_tuf_keys(inputs, repo)
         repo.check_ready(inputs.tuf_keys, now)
     except TrustError as exc:
         raise ReleaseError(str(exc)) from None
@@ -106,7 +170,6 @@ def _release(
         for name in build.artifacts:
             shutil.copyfile(build.path / name, staging / name)
         names = sorted(build.artifacts)
-        write_signed_digests(staging, names, inputs.payload_keys)
         notes = render_notes(
             version=str(version),
             channel=channel,
@@ -130,6 +193,9 @@ def _release(
             changelog_seen=sorted(seen | {f.key for f in fragments}),
         )
         (staging / RECORD).write_text(record.to_json(), encoding="utf-8")
+        # Last: DIGESTS lists every file of the directory, named as this release.
+        identity = ReleaseIdentity(str(version), inputs.board, channel)
+        write_signed_digests(staging, identity, inputs.payload_keys)
         staging.rename(final)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -160,6 +226,8 @@ def create_release(
 ) -> ReleaseOutcome:
     """Release the build in ``build_dir`` (its version.txt names the version) to channel."""
     check_channel(channel)
+    check_board(inputs.board)
+    check_changelog(inputs.changelog)
     build = BuildDir.read(build_dir)
     check_build_version(build.version, channel)
     return _release(
@@ -173,6 +241,7 @@ def promotion_target(
 ) -> tuple[ReleaseRecord, OsVersion]:
     """The source release and the version its promotion to ``to_channel`` gets."""
     check_channel(to_channel)
+    check_board(board)
     tree = ReleaseTree(tree_root)
     source = tree.find(version, board)
     target = promotion_version(

@@ -1,4 +1,5 @@
-"""TUF signing keys as files: ``NAME.pem`` (PKCS#8 private, mode 0600) + ``NAME.pub``.
+"""TUF signing keys as files: ``NAME.key`` (PKCS#8 private, mode 0600) + ``NAME.pub``,
+named as every Wellcar key is (wellcar.keyfiles; old ``NAME.pem`` private keys are read).
 
 Keys are Ed25519: the node verifies with Debian bookworm's cryptography 38, which
 securesystemslib cannot use, so it falls back to its vendored pure-Python Ed25519 —
@@ -20,10 +21,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from securesystemslib.signer import CryptoSigner, SSlibKey
 
+from wellcar.keyfiles import LEGACY_PRIVATE_SUFFIX, PRIVATE_SUFFIX, is_public_pem, key_pair_paths
 from wellcar.trust.errors import KeyFileError, SigningKeyError
-
-PRIVATE_SUFFIX = ".pem"
-PUBLIC_SUFFIX = ".pub"
 
 
 @dataclass(frozen=True)
@@ -34,10 +33,9 @@ class GeneratedKey:
 
 
 def generate_key(directory: Path, name: str) -> GeneratedKey:
-    """Write a new Ed25519 key pair ``directory/name.pem`` and ``.pub``; never overwrite."""
+    """Write a new Ed25519 key pair ``directory/name.key`` and ``.pub``; never overwrite."""
     directory.mkdir(parents=True, exist_ok=True)
-    private_path = directory / f"{name}{PRIVATE_SUFFIX}"
-    public_path = directory / f"{name}{PUBLIC_SUFFIX}"
+    private_path, public_path = key_pair_paths(directory / name)
     for path in (private_path, public_path):
         if path.exists():
             raise KeyFileError(f"{path} already exists; refusing to overwrite a key")
@@ -74,8 +72,10 @@ def load_signer(path: Path) -> CryptoSigner:
 
 
 def load_public_key(path: Path) -> SSlibKey:
-    """A public key from a ``.pub`` (or the public half of a ``.pem``) file."""
-    if path.suffix == PRIVATE_SUFFIX:
+    """A public key from a ``.pub`` (or the public half of a private ``.key``) file."""
+    if path.suffix == PRIVATE_SUFFIX or (
+        path.suffix == LEGACY_PRIVATE_SUFFIX and not is_public_pem(path)
+    ):
         return load_signer(path).public_key
     try:
         data = path.read_bytes()
@@ -92,7 +92,8 @@ def load_public_key(path: Path) -> SSlibKey:
 
 @dataclass
 class Keyring:
-    """Private keys by key id, loaded from files and directories (every ``*.pem``)."""
+    """Private keys by key id, loaded from files and directories (every ``*.key``, and
+    old ``*.pem`` private keys)."""
 
     signers: dict[str, CryptoSigner] = field(default_factory=dict)
     sources: dict[str, Path] = field(default_factory=dict)
@@ -102,7 +103,12 @@ class Keyring:
         ring = cls()
         for path in paths:
             if path.is_dir():
-                files = sorted(path.glob(f"*{PRIVATE_SUFFIX}"))
+                files = sorted(
+                    p
+                    for p in path.iterdir()
+                    if p.suffix == PRIVATE_SUFFIX
+                    or (p.suffix == LEGACY_PRIVATE_SUFFIX and not is_public_pem(p))
+                )
             elif path.exists():
                 files = [path]
             else:
