@@ -25,6 +25,7 @@ def test_demo_rolls_out(tmp_path: Path) -> None:
             "-m",
             "wellcar.cli.main",
             "demo",
+            "--simulated",
             "--data-dir",
             str(data_dir),
             "--port",

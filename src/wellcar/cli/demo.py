@@ -1,4 +1,5 @@
-"""`wellcar demo`: the update server on embedded defaults with a simulated fleet rolling out."""
+"""`wellcar demo`: the real demo (cli/demo_node.py: build, boot and update a node in QEMU),
+or with --simulated the update server on embedded defaults with a simulated fleet."""
 
 from __future__ import annotations
 
@@ -146,13 +147,76 @@ def fleet_table(nodes: list[SimulatedNode], channel_version: str, elapsed: float
 
 
 def demo(
-    data_dir: Annotated[Path, typer.Option(help="Where the demo's server keeps its data")] = Path(
-        "var/demo"
-    ),
+    simulated: Annotated[
+        bool,
+        typer.Option(
+            "--simulated",
+            help="Only the server with a simulated 40-node fleet (seconds, no root, no builds)",
+        ),
+    ] = False,
+    data_dir: Annotated[
+        Path, typer.Option(help="Where the demo keeps builds, server data, release tree, node")
+    ] = Path("var/demo"),
     port: Annotated[int, typer.Option(help="Port of the demo's server (127.0.0.1)")] = 8000,
-    nodes: Annotated[int, typer.Option(min=1, max=2000, help="Simulated nodes")] = 40,
-    release_every: Annotated[float, typer.Option(help="Seconds between new versions")] = 60.0,
-    duration: Annotated[float, typer.Option(help="Stop after this many seconds (0: run)")] = 0.0,
+    mirror_port: Annotated[
+        int, typer.Option(help="Port of the release tree's HTTP server (127.0.0.1)")
+    ] = 8080,
+    ssh_port: Annotated[int, typer.Option(help="127.0.0.1 port forwarded to the node's ssh")] = (
+        2222
+    ),
+    ci: Annotated[
+        bool,
+        typer.Option(
+            "--ci",
+            envvar="WELLCAR_DEMO_CI",
+            help="Bounded: exit (0) once the node runs N+1 instead of running until Ctrl-C",
+        ),
+    ] = False,
+    build_n: Annotated[
+        Path | None, typer.Option(help="Use this `wellcar build` output as N (no build)")
+    ] = None,
+    build_n1: Annotated[
+        Path | None, typer.Option(help="Use this `wellcar build` output as N+1 (no build)")
+    ] = None,
+    dev_keys_dir: Annotated[
+        Path | None,
+        typer.Option(help="The development key set the builds trust [default: the build's]"),
+    ] = None,
+    memory: Annotated[int, typer.Option(help="The node's memory in MiB")] = 2048,
+    cpus: Annotated[int, typer.Option(help="The node's virtual CPUs")] = 2,
+    boot_timeout: Annotated[float, typer.Option(help="Seconds for a boot (TCG is slow)")] = 900.0,
+    update_timeout: Annotated[
+        float, typer.Option(help="Seconds for N+1 to be downloaded, installed and booted")
+    ] = 1800.0,
+    nodes: Annotated[int, typer.Option(min=1, max=2000, help="--simulated: simulated nodes")] = 40,
+    release_every: Annotated[
+        float, typer.Option(help="--simulated: seconds between new versions")
+    ] = 60.0,
+    duration: Annotated[
+        float, typer.Option(help="--simulated: stop after this many seconds (0: run)")
+    ] = 0.0,
+) -> None:
+    """Build the OS, boot a node from it in QEMU and watch it update itself to the next
+    build through `wellcar serve` (needs root and ~15 GB; 15-25 min cold, minutes warm).
+    --simulated: the server with a simulated fleet instead."""
+    if not simulated:
+        from wellcar.cli.demo_node import DemoOptions, run_demo
+        from wellcar.image.settings import default_dev_keys_dir
+
+        options = DemoOptions(
+            work=data_dir.resolve(), port=port, mirror_port=mirror_port, ssh_port=ssh_port,
+            ci=ci, build_n=build_n.resolve() if build_n else None,
+            build_n1=build_n1.resolve() if build_n1 else None,
+            dev_keys_dir=(dev_keys_dir or default_dev_keys_dir()).expanduser().resolve(),
+            memory_mib=memory, cpus=cpus, boot_timeout=boot_timeout,
+            update_timeout=update_timeout,
+        )  # fmt: skip
+        raise typer.Exit(run_demo(options))
+    simulated_demo(data_dir, port, nodes, release_every, duration)
+
+
+def simulated_demo(
+    data_dir: Path, port: int, nodes: int, release_every: float, duration: float
 ) -> None:
     """Run the update server on SQLite with a simulated fleet that keeps updating."""
     try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import tempfile
 import time
 from pathlib import Path
 from types import FrameType
@@ -25,6 +26,12 @@ from wellcar.vm import (
     VmConfig,
     VmError,
     probe_kvm,
+)
+from wellcar.vm.host_services import (
+    HostService,
+    host_service,
+    ignition_with_update_conf,
+    update_server_service,
 )
 
 vm_app = typer.Typer(
@@ -79,13 +86,41 @@ def run(
     accel: Annotated[
         Accelerator, typer.Option("--accel", help="auto probes KVM and falls back to TCG")
     ] = Accelerator.AUTO,
+    update_server: Annotated[
+        str | None,
+        typer.Option(
+            "--update-server",
+            help="http://127.0.0.1:PORT[/v1/update/]: the node's SERVER, reached through a "
+            "guest forward (written into the Ignition config's update.conf)",
+        ),
+    ] = None,
+    release_repository: Annotated[
+        str | None,
+        typer.Option(
+            "--release-repository",
+            help="http://127.0.0.1:PORT/: the release tree the node verifies updates against "
+            "(RELEASE_REPOSITORY), reached the same way",
+        ),
+    ] = None,
 ) -> None:
     """Boot IMAGE and show its serial console until the VM powers off or Ctrl-C."""
     if not image.is_file():
         fail(f"disk image {image} does not exist")
     if config is not None and not config.is_file():
         fail(f"config file {config} does not exist")
+    scratch = tempfile.TemporaryDirectory(prefix="wellcar-vm-config-")
     try:
+        services: list[tuple[str, HostService]] = []
+        if update_server is not None:
+            services.append(("SERVER", update_server_service(update_server)))
+        if release_repository is not None:
+            services.append(("RELEASE_REPOSITORY", host_service(release_repository)))
+        if services:
+            # The node learns the guest-side URLs from update.conf in its Ignition config.
+            values = {key: service.guest_url for key, service in services}
+            generated = Path(scratch.name) / "config.ign"
+            generated.write_bytes(ignition_with_update_conf(config, values))
+            config = generated
         vm_config = VmConfig(
             image=image,
             image_format=image_format,
@@ -93,6 +128,7 @@ def run(
             cpus=cpus,
             serial_log=serial_log.resolve() if serial_log else None,
             ssh_port=ssh_port,
+            guest_forwards=tuple(service.forward for _, service in services),
             fw_cfg=(FwCfgEntry(IGNITION_FW_CFG_NAME, config.resolve()),) if config else (),
             copy_on_write=snapshot,
             accelerator=accel,
@@ -100,10 +136,13 @@ def run(
         vm = Vm(vm_config)
         vm.start()
     except VmError as exc:
+        scratch.cleanup()
         fail(str(exc))
     out.print(f"VM started (pid {vm.pid}, {vm.accelerator}); serial log {vm.serial_log}")
     if ssh_port is not None:
         out.print(f"ssh: ssh -p {ssh_port} core@127.0.0.1")
+    for key, service in services:
+        out.print(f"{key}: {service.host_url} is {service.guest_url} in the guest")
     out.print("Ctrl-C powers the VM down.")
     # QEMU runs in its own session (a Ctrl-C must reach us, not it): a SIGTERM or SIGHUP
     # must power it down like Ctrl-C does, or it would outlive this command.
@@ -120,6 +159,7 @@ def run(
         vm.stop(timeout=STOP_TIMEOUT_SECONDS)
     finally:
         vm.close()
+        scratch.cleanup()
 
 
 @vm_app.command("probe-kvm")
