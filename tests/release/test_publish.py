@@ -111,3 +111,10 @@ def test_a_node_verifies_a_released_payload(ws: Workspace, tmp_path: Path) -> No
     finally:
         mirror.shutdown()
         mirror.server_close()
+
+
+def test_every_board_has_a_server_architecture() -> None:
+    from wellcar.release.boards import BOARDS
+    from wellcar.release.publish import BOARD_ARCH
+
+    assert tuple(BOARD_ARCH) == BOARDS

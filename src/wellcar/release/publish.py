@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from wellcar.release.boards import DEFAULT_BOARD, check_board
 from wellcar.release.build_dir import sha256_file
 from wellcar.release.errors import PublishError
 from wellcar.release.tree import ReleaseRecord, ReleaseTree
@@ -33,7 +34,7 @@ from wellcar.trust.errors import TrustError
 from wellcar.trust.repository import verify_published
 
 PAYLOAD = "update.payload"
-BOARD_ARCH = {"amd64-usr": Arch.AMD64, "arm64-usr": Arch.AARCH64}
+BOARD_ARCH = {"amd64-usr": Arch.AMD64, "arm64-usr": Arch.AARCH64}  # every board of BOARDS
 
 
 class ReleaseApi(Protocol):
@@ -88,16 +89,17 @@ def publish_release(
     *,
     app: str,
     base_url: str,
-    board: str = "amd64-usr",
+    board: str = DEFAULT_BOARD,
     channel_name: str | None = None,
 ) -> PublishOutcome:
     tree = ReleaseTree(tree_root)
     try:
+        check_board(board)
         record = tree.find(version, board)
     except Exception as exc:
         raise PublishError(str(exc)) from None
     check_signed(tree, record)
-    arch = int(BOARD_ARCH.get(board, Arch.AMD64))
+    arch = int(BOARD_ARCH[board])
     payload = tree.version_dir(record) / PAYLOAD
     sha256 = bytes.fromhex(record.artifacts[PAYLOAD].sha256)
     url = f"{base_url.rstrip('/')}/{record.relative_dir}/"
