@@ -38,6 +38,17 @@ def test_run_with_a_bad_port_is_one_error_line(tmp_path: Path) -> None:
     assert result.stderr.strip() == "error: ssh port 99999 is not a TCP port (1-65535)"
 
 
+def test_run_with_an_update_server_off_loopback_is_one_error_line(tmp_path: Path) -> None:
+    image = tmp_path / "disk.img"
+    image.write_bytes(b"\0" * 512)
+    result = invoke("run", str(image), "--update-server", "http://10.0.0.1:8000/")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        "error: 'http://10.0.0.1:8000/': give http://127.0.0.1:PORT/... "
+        "(the guest reaches only loopback)"
+    )
+
+
 @pytest.mark.slow
 def test_probe_kvm_prints_a_verdict() -> None:
     result = invoke("probe-kvm", "--timeout", "5")

@@ -79,8 +79,7 @@ NODE_TIMINGS = {
     "MAX_BACKOFF": "30s",
     "BOOT_ASSESSMENT_GRACE": "10s",
 }
-# update_engine_client -status lines, in Flatcar's order (wellcar.agent.status_view).
-NODE_STATUS_KEYS = ("CURRENT_OP", "NEW_VERSION", "PROGRESS")
+BLOCKED_CHECK_POLLS = 10  # ask the agent whether it is blocked every 10th poll
 
 
 class DemoError(Exception):
@@ -292,6 +291,12 @@ class Node:
         text = self.ssh("wellcar agent status") or ""
         return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
 
+    def why(self) -> str:
+        """The agent's last error or why it is blocked, for an error line."""
+        agent = self.agent_status()
+        reason = agent.get("BLOCKED") or agent.get("LAST_ERROR") or agent.get("CONFIG_ERROR")
+        return f"agent: {reason}" if reason else "no error reported by the agent"
+
     def os_version(self) -> str | None:
         text = self.ssh(". /usr/lib/os-release; echo $VERSION_ID")
         return text.strip() if text else None
@@ -320,6 +325,19 @@ def write_ignition(path: Path, public_key: str, values: dict[str, str]) -> None:
         "passwd": {"users": [{"name": "core", "sshAuthorizedKeys": [public_key]}]},
     }
     path.write_text(json.dumps(add_update_conf(document, values), indent=1) + "\n")
+
+
+def describe_node(status: dict[str, str] | None) -> tuple[str, ...]:
+    """The node's update state as shown: the operation, the version on offer and, while
+    downloading, the progress in steps of 10 % (a line per step, not per poll)."""
+    if status is None:
+        return ("not answering (rebooting?)",)
+    op = status.get("CURRENT_OP", "?")
+    shown = [f"CURRENT_OP={op}", f"NEW_VERSION={status.get('NEW_VERSION', '?')}"]
+    if op.endswith("DOWNLOADING"):
+        with contextlib.suppress(ValueError):
+            shown.append(f"{int(float(status.get('PROGRESS', '0')) * 10) * 10}%")
+    return tuple(shown)
 
 
 # --- showing it ----------------------------------------------------------------------------
@@ -482,7 +500,7 @@ class Demo:
             steps.node_says(f"running {node.os_version()}" + (f"; {hello.strip()}" if hello.strip()
                                                               else ""))  # fmt: skip
             found = wait_until(
-                "the node's check-in",
+                "the node's check-in (run `wellcar agent status` on it)",
                 lambda: (lambda f: f if f is not None and f[1].version == n.version else None)(
                     fleet.instance()
                 ),
@@ -541,30 +559,28 @@ class Demo:
         node runs ``target`` and the server has the update complete."""
         deadline = time.monotonic() + self.options.update_timeout
         shown: tuple[str, ...] = ()
+        polls = 0
         while True:
             self.services.check()
+            polls += 1
             found = fleet.instance()
             server = ("?", "not seen")
             if found is not None:
                 server = (found[1].version, status_name(found[1].status))
             status = node.update_status()
-            if status is None:
-                node_view: tuple[str, ...] = ("not answering (rebooting?)",)
-            else:
-                node_view = tuple(f"{k}={status.get(k, '')}" for k in NODE_STATUS_KEYS
-                                  if k != "PROGRESS" or status.get("CURRENT_OP", "").endswith(
-                                      "DOWNLOADING"))  # fmt: skip
+            node_view = describe_node(status)
             current = (*node_view, *server)
             if current != shown:
                 self.steps.say(f"[dim]{time.strftime('%H:%M:%S')}[/] node: {' '.join(node_view)}"
                                f" | server: {server[0]} {server[1]}")  # fmt: skip
                 shown = current
             if found is not None and found[1].status == InstanceStatus.ERROR:
+                raise DemoError(f"the node reported an error for {found[1].version}: {node.why()}")
+            # The agent's own view costs a Python start on the node: now and then only.
+            if status is not None and polls % BLOCKED_CHECK_POLLS == 0:
                 agent = node.agent_status()
-                why = agent.get("LAST_ERROR") or agent.get("BLOCKED") or "see the node's journal"
-                raise DemoError(f"the node reported an error for {found[1].version}: {why}")
-            if status is not None and "BLOCKED" in (agent := node.agent_status()):
-                raise DemoError(f"the node's agent is blocked: {agent['BLOCKED']}")
+                if "BLOCKED" in agent:
+                    raise DemoError(f"the node's agent is blocked: {agent['BLOCKED']}")
             if (
                 found is not None and found[1].version == target
                 and found[1].status == InstanceStatus.COMPLETE
@@ -573,9 +589,10 @@ class Demo:
                 self.steps.node_says(f"running {target} (from the other slot)")
                 return
             if time.monotonic() > deadline:
-                raise DemoError(f"the node did not reach {target} within "
-                                f"{self.options.update_timeout:.0f} s; console: "
-                                f"{node.vm.serial_log}")  # fmt: skip
+                raise DemoError(
+                    f"the node did not reach {target} within {self.options.update_timeout:.0f} "
+                    f"s ({node.why()}); console: {node.vm.serial_log}"
+                )
             time.sleep(CHECK_EVERY)
 
     def close(self) -> None:
