@@ -12,6 +12,9 @@ import pytest
 
 from tests.cli.test_release_commands import one_error_line, run
 from tests.release.builds import make_build, payload_key
+from wellcar.payload.signing import load_signing_key
+from wellcar.release.create import ReleaseInputs, create_release
+from wellcar.trust.keys import Keyring
 
 
 @dataclass(frozen=True)
@@ -195,3 +198,13 @@ def test_old_pem_tuf_key_names_are_still_read(setup: Setup) -> None:
     )
     result = run(*setup.create(build, "--channel", "stable"))
     assert result.exit_code == 0, result.stderr
+
+
+def test_a_delta_is_released_only_when_the_caller_says_every_node_can_apply_it(
+    setup: Setup,
+) -> None:
+    build = make_build(setup.base / "b", "4799.2.0", delta=True)
+    inputs = ReleaseInputs(
+        [load_signing_key(setup.signing)], Keyring.load([setup.keys]), allow_delta_payload=True
+    )
+    assert create_release(setup.tree, build, "stable", inputs).record.version == "4799.2.0"

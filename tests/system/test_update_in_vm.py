@@ -27,7 +27,7 @@ import time
 import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -154,7 +154,7 @@ class Fleet:
     tree: Path  # the release tree the mirror serves (its TUF metadata included)
     inputs: ReleaseInputs
 
-    def publish(self, version: str, payload: Path, like: Path) -> None:
+    def publish(self, version: str, payload: Path, like: Path, *, delta: bool = False) -> None:
         """Release ``payload`` as ``version`` into the tree (DIGESTS and TUF targets signed
         with the development keys), with the manifest of the build in ``like``, and point
         the server's channel at it. The release is made from the few files it needs, not
@@ -172,7 +172,9 @@ class Fleet:
                 (build_dir / name).hardlink_to(like / name)
         sums = "".join(f"{sha256_file(build_dir / n)}  {n}\n" for n in REQUIRED)
         (build_dir / SUMS).write_text(sums)
-        create_release(self.tree, build_dir, CHANNEL, self.inputs)
+        # The broken N+2 is a delta on top of N+1, the only /usr this node runs then.
+        inputs = replace(self.inputs, allow_delta_payload=delta)
+        create_release(self.tree, build_dir, CHANNEL, inputs)
         publish_release(
             self.api, self.tree, version, app=self.app,
             base_url=f"http://{GUEST_SERVER}:{MIRROR_PORT}/", channel_name="stable",
@@ -431,7 +433,7 @@ def test_node_updates_itself_survives_power_loss_and_falls_back(
 
             # --- 3. A broken N+2: its kernel cannot mount /usr; boot counting falls back.
             fleet.publish(VERSION_N2, broken_payload(os_builds, tmp_path / "n2.payload"),
-                          n1.output)  # fmt: skip
+                          n1.output, delta=True)  # fmt: skip
             vm.wait_for_line(r"wellcar: (dm-verity cannot open|cannot mount) /usr", STEP_TIMEOUT)
             node.boot(str(USR_B_UUID))
             assert node.running() == ("b", VERSION_N1)

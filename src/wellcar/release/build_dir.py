@@ -116,7 +116,7 @@ def parse_sums(text: str) -> tuple[dict[str, str], list[str]]:
     return listed, problems
 
 
-def _payload_problem(path: Path) -> str | None:
+def _payload_problem(path: Path, allow_delta: bool) -> str | None:
     try:
         kind = describe_payload(path).kind
     except (PayloadError, OSError) as exc:
@@ -124,7 +124,7 @@ def _payload_problem(path: Path) -> str | None:
             f"{PAYLOAD} is not an update payload ({exc}): put the payload `wellcar build` "
             "or `wellcar payload generate` wrote there"
         )
-    if kind == "delta":
+    if kind == "delta" and not allow_delta:
         return (
             f"{PAYLOAD} is a delta payload (it only applies on top of one exact /usr): "
             "release the full payload (`wellcar payload generate` without --old)"
@@ -140,7 +140,10 @@ class BuildDir:
     artifacts: dict[str, str]  # file name -> sha256
 
     @classmethod
-    def read(cls, path: Path) -> BuildDir:
+    def read(cls, path: Path, *, allow_delta: bool = False) -> BuildDir:
+        """Check everything, report all problems in one BuildDirError. ``allow_delta``
+        accepts a delta update.payload: only for a tree whose every node runs the
+        delta's source /usr (the system test's fallback case); no CLI option."""
         if not path.is_dir():
             raise BuildDirError(f"{path} is not a directory (give the output of `wellcar build`)")
         problems: list[str] = []
@@ -191,7 +194,7 @@ class BuildDir:
             problems += _package_problems(text)
             packages = parse_packages(text)
         if (path / PAYLOAD).is_file():
-            payload_problem = _payload_problem(path / PAYLOAD)
+            payload_problem = _payload_problem(path / PAYLOAD, allow_delta)
             if payload_problem:
                 problems.append(payload_problem)
         if len(problems) == 1:

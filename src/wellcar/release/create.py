@@ -39,6 +39,9 @@ class ReleaseInputs:
     tuf_keys: Keyring
     changelog: Path | None = None
     board: str = DEFAULT_BOARD
+    # A delta update.payload applies only on top of one exact /usr: refused unless a
+    # caller knows every node runs that one (tests); `release create` never sets it.
+    allow_delta_payload: bool = False
 
 
 @dataclass(frozen=True)
@@ -228,7 +231,7 @@ def create_release(
     check_channel(channel)
     check_board(inputs.board)
     check_changelog(inputs.changelog)
-    build = BuildDir.read(build_dir)
+    build = BuildDir.read(build_dir, allow_delta=inputs.allow_delta_payload)
     check_build_version(build.version, channel)
     return _release(
         tree_root, build, build.version, channel, inputs, promoted_from=None,
@@ -270,7 +273,7 @@ def promote_release(
     next channel. The rebuild must carry the promotion's version and exactly the same
     packages as the source release."""
     source, target = promotion_target(tree_root, version, to_channel, inputs.board, minor)
-    build = BuildDir.read(build_dir)
+    build = BuildDir.read(build_dir, allow_delta=inputs.allow_delta_payload)
     if build.version != target:
         raise PromotionError(
             f"the promotion of {version} to {to_channel} is version {target} but {build_dir} "
