@@ -21,9 +21,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from wellcar.agent.assemble import build_parts
-from wellcar.agent.config import load_config, load_identity
+from wellcar.agent.config import load_config
 from wellcar.agent.daemon import UpdateAgent
 from wellcar.agent.health import CommandResult
+from wellcar.agent.node_identity import load_identity
 from wellcar.agent.slot_backend import FileSlotBackend
 from wellcar.payload.targets import RegionWriter
 

@@ -7,19 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from wellcar.agent.config import (
-    DEFAULT_HEALTH_UNITS,
-    AgentConfig,
-    NodeIdentity,
-    RebootStrategy,
-    RebootWindow,
-    is_newer_version,
-    load_config,
-    load_identity,
-    parse_conf_text,
-    parse_duration,
-)
+from wellcar.agent.conf_file import parse_conf_text
+from wellcar.agent.config import DEFAULT_HEALTH_UNITS, AgentConfig, RebootStrategy, load_config
+from wellcar.agent.durations import parse_duration
 from wellcar.agent.errors import ConfigError
+from wellcar.agent.node_identity import NodeIdentity, load_identity
+from wellcar.agent.reboot_window import RebootWindow
+from wellcar.agent.semver import is_newer_version
 from wellcar.omaha import FLATCAR_APP_ID
 
 RELEASE = "WELLCAR_RELEASE_VERSION=4459.2.1\nWELLCAR_RELEASE_BOARD=amd64-usr\n"

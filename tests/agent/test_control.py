@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 from wellcar.agent.assemble import build_parts
-from wellcar.agent.config import AgentConfig, NodeIdentity, RebootStrategy
+from wellcar.agent.config import AgentConfig, RebootStrategy
 from wellcar.agent.control import (
     MAX_REQUEST_BYTES,
     AgentAlreadyRunningError,
@@ -39,6 +39,7 @@ from wellcar.agent.control import (
     request,
 )
 from wellcar.agent.daemon import UpdateAgent
+from wellcar.agent.node_identity import NodeIdentity
 from wellcar.agent.slot_backend import FileSlotBackend
 from wellcar.agent.state import UpdateState
 from wellcar.disk import DiskLayout, GptPrio, Slot, SlotState, create_disk_image

@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 
 from wellcar.agent.assemble import build_parts
-from wellcar.agent.config import AgentConfig, NodeIdentity, RebootStrategy
+from wellcar.agent.config import AgentConfig, RebootStrategy
 from wellcar.agent.daemon import CheckResult, UpdateAgent
 from wellcar.agent.health import CommandResult
+from wellcar.agent.node_identity import NodeIdentity
 from wellcar.agent.slot_backend import FileSlotBackend
 from wellcar.agent.state import UpdateState
 from wellcar.disk import DiskLayout, GptPrio, Slot, SlotState, SlotTable, create_disk_image

@@ -20,13 +20,14 @@ from typing import Any
 import httpx
 import pytest
 
-from wellcar.agent.config import AgentConfig, NodeIdentity
+from wellcar.agent.config import AgentConfig
 from wellcar.agent.errors import (
     OmahaExchangeError,
     OmahaHTTPError,
     ServerUnreachable,
     UpdatesDisabledError,
 )
+from wellcar.agent.node_identity import NodeIdentity
 from wellcar.agent.omaha_client import (
     InstallSource,
     NoUpdate,

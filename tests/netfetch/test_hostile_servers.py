@@ -22,9 +22,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from wellcar.agent.config import AgentConfig, NodeIdentity
+from wellcar.agent.config import AgentConfig
 from wellcar.agent.download import download_payload
 from wellcar.agent.errors import DownloadError, ServerUnreachable
+from wellcar.agent.node_identity import NodeIdentity
 from wellcar.agent.omaha_client import OmahaClient, UpdateOffer
 from wellcar.agent.status_store import AgentStatus
 from wellcar.trust.repository import TrustRepository

@@ -2,8 +2,11 @@
 policy inputs) as a library. The daemon loop, CLI, boot assessment and reboot
 strategies build on these modules:
 
-* :mod:`.config` -- update.conf / release file (``load_config``), node identity
-  (``load_identity``), reboot strategy and window;
+* :mod:`.settings` -- every update.conf key, declared once (``SETTINGS``);
+* :mod:`.config` -- update.conf / release file → ``AgentConfig`` (``load_config``);
+* :mod:`.node_identity` -- machine id, boot id, OEM (``load_identity``);
+* :mod:`.semver`, :mod:`.durations`, :mod:`.reboot_window`, :mod:`.conf_file` -- the value
+  syntaxes; :mod:`.state_dir` -- the names of the files under ``STATE_DIR``;
 * :mod:`.schedule` -- when to check (``CheckSchedule``);
 * :mod:`.state` -- the ``UPDATE_STATUS_*`` state machine;
 * :mod:`.status_store` -- the persisted ``AgentStatus`` and crash ``recover``;
@@ -16,14 +19,7 @@ See docs/agent.md.
 
 from __future__ import annotations
 
-from .config import (
-    AgentConfig,
-    NodeIdentity,
-    RebootStrategy,
-    RebootWindow,
-    load_config,
-    load_identity,
-)
+from .config import AgentConfig, RebootStrategy, load_config
 from .download import download_payload
 from .errors import (
     AgentError,
@@ -40,7 +36,9 @@ from .errors import (
     UpdatesDisabledError,
     VerificationError,
 )
+from .node_identity import NodeIdentity, load_identity
 from .omaha_client import CheckResult, InstallSource, NoUpdate, OmahaClient, UpdateOffer
+from .reboot_window import RebootWindow
 from .schedule import CheckSchedule
 from .state import Trigger, UpdateState
 from .status_store import AgentStatus, StatusStore, recover

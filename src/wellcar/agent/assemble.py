@@ -10,13 +10,15 @@ from pathlib import Path
 
 import httpx
 
-from wellcar.agent.config import AgentConfig, NodeIdentity, RebootStrategy
+from wellcar.agent.config import AgentConfig, RebootStrategy
 from wellcar.agent.daemon import AgentParts
 from wellcar.agent.errors import ConfigError
 from wellcar.agent.fleetlock_client import FleetLockClient, app_specific_machine_id
 from wellcar.agent.health import BootAssessor, CommandCheck, HealthCheck, HealthRunner
+from wellcar.agent.node_identity import NodeIdentity
 from wellcar.agent.reboot import SessionLister, logged_in_sessions, make_reboot_strategy
 from wellcar.agent.slot_backend import SlotBackend
+from wellcar.agent.state_dir import StateDir
 from wellcar.agent.trusted_payload import TrustGate
 from wellcar.payload.errors import PayloadKeyError
 from wellcar.payload.signing import TrustedKeys, load_trusted_keys
@@ -83,7 +85,7 @@ def build_parts(
     assessor = BootAssessor(
         backend,
         health_check_from(config),
-        assessment_state or config.state_dir / "boot-assessment.json",
+        assessment_state or StateDir(config.state_dir).boot_assessment,
         runner=runner,
     )
     keys = trusted_keys if trusted_keys is not None else required_keys(config, allow_unsigned)

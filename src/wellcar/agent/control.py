@@ -44,13 +44,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from wellcar.agent.config import AgentConfig, is_newer_version
+from wellcar.agent.config import AgentConfig
 from wellcar.agent.daemon import UpdateAgent
 from wellcar.agent.errors import AgentError
 from wellcar.agent.health import BootReport
 from wellcar.agent.omaha_client import InstallSource
+from wellcar.agent.semver import is_newer_version
 from wellcar.agent.slot_backend import SlotBackendError
 from wellcar.agent.state import BUSY_STATES, UpdateState
+from wellcar.agent.state_dir import StateDir
 from wellcar.agent.status_store import AgentStatus, StatusStore, encode_status
 from wellcar.disk import DiskError, SlotInfo
 from wellcar.logline import log_fields
@@ -78,8 +80,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SOCKET_NAME = "agent.sock"
-LOCK_NAME = "agent.lock"
 COMMANDS = ("status", "check", "update", "reset", "rollback", "install", "need-reboot")
 MAX_REQUEST_BYTES = 4096
 MAX_RESPONSE_BYTES = 1024 * 1024
@@ -121,7 +121,7 @@ class _Refused(Exception):
 
 
 def socket_path(config: AgentConfig) -> Path:
-    return config.state_dir / SOCKET_NAME
+    return StateDir(config.state_dir).socket
 
 
 def _checked_socket_path(path: Path) -> str:
@@ -259,7 +259,7 @@ def take_agent_lock(state_dir: Path) -> TextIO:
     directory, running or blocked. Closing the handle releases it. The file is readable
     by everyone, so :func:`agent_pid` works without root."""
     state_dir.mkdir(parents=True, exist_ok=True)
-    lock_path = state_dir / LOCK_NAME
+    lock_path = StateDir(state_dir).lock
     handle = open(lock_path, "a+", encoding="utf-8")  # noqa: SIM115 - held by the caller
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -282,7 +282,7 @@ def agent_pid(state_dir: Path) -> int | None:
     """The pid of the agent (running or blocked) that holds ``STATE_DIR/agent.lock``, or
     None when no agent holds it; 0 when one does but its pid is unreadable."""
     try:
-        handle = open(state_dir / LOCK_NAME, encoding="utf-8")  # noqa: SIM115
+        handle = open(StateDir(state_dir).lock, encoding="utf-8")  # noqa: SIM115
     except OSError:
         return None
     with handle:

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import httpx
 
-from wellcar.agent.config import AgentConfig, NodeIdentity
+from wellcar.agent.config import AgentConfig
 from wellcar.agent.download import download_payload, remove_stale
 from wellcar.agent.errors import (
     AgentError,
@@ -40,11 +40,13 @@ from wellcar.agent.errors import (
     UntrustedPayloadError,
 )
 from wellcar.agent.health import BootAssessor, BootOutcome, BootReport
+from wellcar.agent.node_identity import NodeIdentity
 from wellcar.agent.omaha_client import InstallSource, NoUpdate, OmahaClient, UpdateOffer
 from wellcar.agent.reboot import RebootAction, RebootStrategy
 from wellcar.agent.schedule import CheckSchedule, next_failure_count
 from wellcar.agent.slot_backend import SlotBackend
 from wellcar.agent.state import Trigger, UpdateState
+from wellcar.agent.state_dir import StateDir
 from wellcar.agent.status_store import AgentStatus, StatusStore, recover
 from wellcar.agent.trusted_payload import TrustGate
 from wellcar.disk import DiskError, Slot
@@ -305,7 +307,7 @@ class UpdateAgent:
                 slot=target,
                 make_bootable=True,
                 tries=1,
-                checkpoint=CheckpointFile(self.config.state_dir / "apply-progress.json"),
+                checkpoint=CheckpointFile(StateDir(self.config.state_dir).apply_progress),
                 kernel=self.backend.kernel_path(target),
                 initrd=self.backend.initrd_path(target),
             )

@@ -59,13 +59,15 @@ from wellcar.omaha import (
     render_request,
 )
 
-from .config import AgentConfig, NodeIdentity, is_newer_version, parse_version
+from .config import AgentConfig
 from .errors import (
     OmahaExchangeError,
     OmahaHTTPError,
     ServerUnreachable,
     UpdatesDisabledError,
 )
+from .node_identity import NodeIdentity
+from .semver import is_newer_version, semver_sort_key
 from .status_store import AgentStatus
 
 __all__ = [
@@ -206,7 +208,7 @@ def interpret_update_check(
     if len(digest) != 32:
         raise _invalid(f"postinstall sha256 {sha256_b64[:64]!r} is not a base64 SHA-256")
     version = manifest.version
-    if parse_version(version) is None:
+    if semver_sort_key(version) is None:
         raise _invalid(f"offered version {version[:40]!r} is not a semantic version")
     if not is_newer_version(version, running_version):
         # Never downgrade (nor reinstall) on a server's word: a compromised or

@@ -55,7 +55,7 @@ class RebootStrategyError(Exception):
 
 
 class RebootWindowLike(Protocol):
-    """What a reboot window offers (``wellcar.agent.config.RebootWindow`` has it)."""
+    """What a reboot window offers (``wellcar.agent.reboot_window.RebootWindow`` has it)."""
 
     def contains(self, moment: datetime, /) -> bool: ...
 

@@ -19,11 +19,12 @@ from pathlib import Path
 from types import FrameType
 
 from wellcar.agent.assemble import build_parts, required_keys
-from wellcar.agent.config import MACHINE_ID_PATH, AgentConfig, NodeIdentity, load_config
-from wellcar.agent.config import load_identity as load_node_identity
+from wellcar.agent.config import AgentConfig, load_config
 from wellcar.agent.control import AgentService, ControlError
 from wellcar.agent.daemon import AgentParts, UpdateAgent
 from wellcar.agent.errors import AgentError
+from wellcar.agent.node_identity import MACHINE_ID_PATH, NodeIdentity
+from wellcar.agent.node_identity import load_identity as load_node_identity
 from wellcar.agent.slot_backend import (
     BlockDeviceSlotBackend,
     FileSlotBackend,

@@ -53,6 +53,8 @@ from wellcar.payload.manifest import UsrVerity
 from wellcar.payload.slot_install import slot_region
 from wellcar.payload.targets import TargetRegion
 
+from .state_dir import StateDir
+
 log = logging.getLogger(__name__)
 
 # The kernel command line key that names the slot outright. Entries we write always carry
@@ -576,8 +578,6 @@ class FileSlotBackend:
     Calling :meth:`power_on` without a reboot request is a power cut.
     """
 
-    STATE_FILE = "node.json"
-
     def __init__(
         self,
         image: Path,
@@ -597,7 +597,7 @@ class FileSlotBackend:
 
     @property
     def _state_path(self) -> Path:
-        return self.state_dir / self.STATE_FILE
+        return StateDir(self.state_dir).node_state
 
     def _load(self) -> _NodeState | None:
         try:
@@ -733,7 +733,7 @@ class BlockDeviceSlotBackend:
         run: CommandRunner = run_command,
     ) -> None:
         self.state_dir = state_dir
-        self.status_path = state_dir / "slots.json"
+        self.status_path = StateDir(state_dir).slot_status
         self._disk = disk
         self._esp = esp
         self._brand = brand

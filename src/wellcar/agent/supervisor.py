@@ -38,6 +38,7 @@ from wellcar.agent.config import default_state_dir, load_config
 from wellcar.agent.control import take_agent_lock
 from wellcar.agent.errors import AgentError
 from wellcar.agent.slot_backend import SlotBackendError
+from wellcar.agent.state_dir import StateDir
 from wellcar.agent.status_store import AgentStatus, StatusStore
 from wellcar.disk import DiskError
 from wellcar.logline import log_fields
@@ -112,7 +113,7 @@ def _status_store(root: Path, brand: str) -> StatusStore:
         state_dir = load_config(root, brand).state_dir
     except AgentError:
         state_dir = default_state_dir(root, brand)
-    return StatusStore(state_dir / "status.json")
+    return StatusStore(StateDir(state_dir).status)
 
 
 def mark_blocked(store: StatusStore, blocked: Blocked) -> AgentStatus:

@@ -24,9 +24,10 @@ from typing import Any
 import httpx
 
 from wellcar.agent.cli import BRAND, CommandFailed, call
-from wellcar.agent.config import MACHINE_ID_PATH, AgentConfig, RebootStrategy, load_config
+from wellcar.agent.config import AgentConfig, RebootStrategy, load_config
 from wellcar.agent.errors import AgentError
 from wellcar.agent.fleetlock_client import FleetLockClient, FleetLockError, app_specific_machine_id
+from wellcar.agent.node_identity import MACHINE_ID_PATH
 
 CLI_NAME = "locksmithctl"
 COMMANDS = ("status", "unlock", "send-need-reboot", "help")
