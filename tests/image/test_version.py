@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from wellcar.image.version import EPOCH, OsVersion, parse_version, version_for
+from wellcar.image.version import EPOCH, OsVersion, parse_os_version, version_for
 
 
 def test_major_is_days_since_2013_07_01() -> None:
@@ -22,10 +22,10 @@ def test_minor_is_the_channel(channel: str, minor: int) -> None:
 
 
 def test_parse_and_order() -> None:
-    assert parse_version("4593.2.5") == OsVersion(4593, 2, 5)
-    assert parse_version("4593.2.10") > parse_version("4593.2.9")
+    assert parse_os_version("4593.2.5") == OsVersion(4593, 2, 5)
+    assert parse_os_version("4593.2.10") > parse_os_version("4593.2.9")
     with pytest.raises(ValueError, match=r"MAJOR\.MINOR\.PATCH"):
-        parse_version("4593.2")
+        parse_os_version("4593.2")
     with pytest.raises(ValueError, match="unknown channel"):
         version_for(datetime(2026, 8, 21, tzinfo=UTC), "edge")
 

@@ -12,7 +12,7 @@ import pytest
 
 from tests.release.builds import BASE_PACKAGES, make_build
 from tests.release.conftest import Workspace
-from wellcar.image.version import OsVersion, parse_version
+from wellcar.image.version import OsVersion, parse_os_version
 from wellcar.payload.signing import load_trusted_keys
 from wellcar.release.channels import next_version, version_for_channel
 from wellcar.release.create import create_release, promote_release
@@ -40,7 +40,11 @@ def test_versions_follow_flatcars_scheme() -> None:
     when = datetime(2026, 8, 21, 12, tzinfo=UTC)
     assert str(version_for_channel(when, "alpha", [])) == "4799.0.0"
     assert str(version_for_channel(when, "lts", [])) == "4799.3.0"
-    used = [parse_version("4799.2.0"), parse_version("4799.2.1"), parse_version("4799.4.7")]
+    used = [
+        parse_os_version("4799.2.0"),
+        parse_os_version("4799.2.1"),
+        parse_os_version("4799.4.7"),
+    ]
     assert str(version_for_channel(when, "stable", used)) == "4799.2.2"
     assert str(version_for_channel(when, "edge", used, minor=4)) == "4799.4.8"
     with pytest.raises(ChannelError, match="cannot use MINOR 2, which is stable's"):

@@ -9,7 +9,7 @@ import pytest
 from wellcar.server.errors import InvalidInput
 from wellcar.server.intervals import parse_interval
 from wellcar.server.office_hours import load_timezone, parse_office_hours
-from wellcar.server.semver import is_valid, less_than, parse_version
+from wellcar.server.semver import is_valid, less_than, parse_semver
 
 
 @pytest.mark.parametrize(
@@ -79,7 +79,7 @@ def test_semver_order() -> None:
     assert not less_than("1.0.0+build5", "1.0.0")
     # An unparsable version counts as 0.0.0 (Nebraska ignores the parse error).
     assert less_than("garbage", "0.0.1")
-    assert parse_version("4459.2.1") is not None
+    assert parse_semver("4459.2.1") is not None
 
 
 @pytest.mark.parametrize("text", ["1.0", "01.2.3", "1.2.3.4", "", "v1.2.3", "1.2.3-", "9" * 200])

@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import wellcar
-from wellcar.image import BuildSettings, OsVersion, build, parse_version, resolve_settings
+from wellcar.image import BuildSettings, OsVersion, build, parse_os_version, resolve_settings
 from wellcar.image.dev_keys import DevKeys, with_dev_keys
 from wellcar.image.preflight import preflight
 from wellcar.release.build_dir import REQUIRED, SUMS, parse_version_txt, sha256_file
@@ -125,7 +125,7 @@ def _build(settings: BuildSettings, on_step: StepCallback) -> None:
 
 
 def next_patch(version: str) -> OsVersion:
-    parsed = parse_version(version)
+    parsed = parse_os_version(version)
     return OsVersion(parsed.major, parsed.minor, parsed.patch + 1)
 
 

@@ -16,7 +16,7 @@ import typer
 from tuf.api.metadata import Metadata
 
 from wellcar.cli.output import fail, out
-from wellcar.image.version import parse_version
+from wellcar.image.version import parse_os_version
 from wellcar.payload.errors import PayloadError
 from wellcar.payload.signing import load_signing_key, load_trusted_keys
 from wellcar.release.boards import check_board
@@ -236,7 +236,7 @@ def release_verify_digests(
     file it lists, and no file it does not list (unless --file names the ones to check)."""
     with release_errors():
         if version is not None:
-            version = str(parse_version(version))
+            version = str(parse_os_version(version))
         if board is not None:
             check_board(board)
         if channel is not None:

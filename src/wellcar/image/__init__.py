@@ -20,7 +20,7 @@ from .errors import (
 )
 from .settings import SETTINGS, BrandProfile, BuildSettings, Setting, resolve_settings
 from .usr_image import UsrImage, build_usr_image
-from .version import OsVersion, parse_version, version_for
+from .version import OsVersion, parse_os_version, version_for
 
 __all__ = [
     "SETTINGS",
@@ -38,7 +38,7 @@ __all__ = [
     "UsrImage",
     "build",
     "build_usr_image",
-    "parse_version",
+    "parse_os_version",
     "render_version_txt",
     "resolve_settings",
     "version_for",

@@ -24,7 +24,7 @@ from wellcar.disk.sizes import MiB, format_size
 from wellcar.omaha.model import FLATCAR_APP_ID
 
 from .errors import SettingsError
-from .version import OsVersion, parse_version, today_version
+from .version import OsVersion, parse_os_version, today_version
 
 
 class Kind(StrEnum):
@@ -346,7 +346,7 @@ def _parse(setting: Setting, raw: object, source: str, base: Path | None) -> Any
         return base / path if base is not None and not path.is_absolute() else path
     if kind is Kind.VERSION:
         try:
-            return parse_version(raw)
+            return parse_os_version(raw)
         except ValueError as exc:
             raise SettingsError(f"{where}: {exc}") from exc
     if kind is Kind.IDENT and not _IDENT_RE.match(raw):

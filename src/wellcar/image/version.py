@@ -41,7 +41,7 @@ def major_for(when: datetime) -> int:
     return int(when.astimezone(UTC).timestamp() - EPOCH) // 86400
 
 
-def parse_version(text: str) -> OsVersion:
+def parse_os_version(text: str) -> OsVersion:
     """Parse ``MAJOR.MINOR.PATCH``; raises ValueError with the expected shape."""
     match = _VERSION_RE.match(text.strip())
     if match is None:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from wellcar.image.settings import BrandProfile
-from wellcar.image.version import OsVersion, parse_version
+from wellcar.image.version import OsVersion, parse_os_version
 from wellcar.payload.errors import PayloadError
 from wellcar.payload.inspect import describe_payload
 from wellcar.release.errors import BuildDirError
@@ -84,7 +84,7 @@ def parse_version_txt(text: str) -> OsVersion:
     for line in text.splitlines():
         key, _, value = line.partition("=")
         if key.endswith(VERSION_KEY) and not key.endswith("_SDK_VERSION"):
-            return parse_version(value.strip().strip('"'))
+            return parse_os_version(value.strip().strip('"'))
     raise ValueError(
         f"no <PREFIX>{VERSION_KEY}= line: PREFIX is the brand's ID in capitals, e.g. "
         f"{EXAMPLE_PREFIX}{VERSION_KEY}=4799.2.0; add that line"

@@ -31,7 +31,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from wellcar.image.version import parse_version
+from wellcar.image.version import parse_os_version
 from wellcar.payload.errors import PayloadError
 from wellcar.payload.manifest import decode_signatures
 from wellcar.payload.signing import SigningKey, TrustedKeys, sign_digest
@@ -118,7 +118,7 @@ def expected_from_path(directory: Path) -> Expected:
     resolves to its version). Parts that do not look like that are left unknown."""
     parts = directory.resolve().parts
     try:
-        version = str(parse_version(parts[-1]))
+        version = str(parse_os_version(parts[-1]))
     except (ValueError, IndexError):
         return Expected()
     board = parts[-2] if len(parts) >= 2 and parts[-2] in BOARDS else None

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from wellcar.atomic_file import write_file_atomically
-from wellcar.image.version import OsVersion, parse_version
+from wellcar.image.version import OsVersion, parse_os_version
 from wellcar.release.errors import ReleaseError
 
 RECORD = "release.json"
@@ -47,7 +47,7 @@ class ReleaseRecord:
 
     @property
     def os_version(self) -> OsVersion:
-        return parse_version(self.version)
+        return parse_os_version(self.version)
 
     @property
     def relative_dir(self) -> str:

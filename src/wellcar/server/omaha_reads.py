@@ -17,7 +17,7 @@ from wellcar.server.db import schema as t
 from wellcar.server.fleet_codes import Arch, PackageType
 from wellcar.server.intervals import parse_interval
 from wellcar.server.policy import RolloutPolicy
-from wellcar.server.semver import Version, parse_version
+from wellcar.server.semver import Version, parse_semver
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,15 +211,15 @@ def floors_above(
         )
         .where(and_(t.channel_package_floors.c.channel_id == channel_id))
     )
-    current = parse_version(version)
-    goal = parse_version(target)
+    current = parse_semver(version)
+    goal = parse_semver(target)
     floors: list[OfferedPackage] = []
     for row in conn.execute(query):
         pkg = _package_from_row(row, row._mapping["floor_reason"])
-        pv = parse_version(pkg.version) if pkg else None
+        pv = parse_semver(pkg.version) if pkg else None
         if pkg is None or pv is None or current is None or goal is None:
             continue
         if current < pv <= goal:
             floors.append(pkg)
-    floors.sort(key=lambda p: parse_version(p.version) or Version(0, 0, 0))
+    floors.sort(key=lambda p: parse_semver(p.version) or Version(0, 0, 0))
     return floors

@@ -40,7 +40,7 @@ class Version:
 
 
 @lru_cache(maxsize=4096)
-def parse_version(text: str) -> Version | None:
+def parse_semver(text: str) -> Version | None:
     """The version, or None when `text` is not valid semver (build metadata is ignored)."""
     if len(text) > MAX_VERSION_LENGTH:
         return None
@@ -55,12 +55,12 @@ def parse_version(text: str) -> Version | None:
 
 
 def is_valid(text: str) -> bool:
-    return parse_version(text) is not None
+    return parse_semver(text) is not None
 
 
 def sort_key(text: str) -> Version:
     """The version to sort by; an invalid version counts as 0.0.0, as in Nebraska."""
-    return parse_version(text) or Version(0, 0, 0)
+    return parse_semver(text) or Version(0, 0, 0)
 
 
 def less_than(a: str, b: str) -> bool:

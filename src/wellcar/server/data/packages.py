@@ -15,7 +15,7 @@ from wellcar.server.data.batches import in_batches
 from wellcar.server.db import schema as t
 from wellcar.server.errors import Conflict, InvalidInput, NotFound
 from wellcar.server.fleet_codes import Arch, PackageType
-from wellcar.server.semver import parse_version, sort_key
+from wellcar.server.semver import parse_semver, sort_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,7 +215,7 @@ def list_packages(
 
 def _valid_version(version: str) -> str:
     text = version.strip()
-    if parse_version(text) is None:
+    if parse_semver(text) is None:
         raise InvalidInput(f"version: {version!r} is not a semantic version like '3815.2.0'")
     return text
 
