@@ -33,3 +33,15 @@ def is_public_pem(path: Path) -> bool:
             return b"PUBLIC KEY" in src.readline()
     except OSError:
         return False
+
+
+# What a directory of trusted public keys (an image's payload-key-dir, the node's
+# update-payload-keys) may hold: NAME.pub, and public keys named *.pem as before.
+PUBLIC_KEY_SUFFIXES = (PUBLIC_SUFFIX, LEGACY_PRIVATE_SUFFIX)
+
+
+def public_key_files(directory: Path) -> list[Path]:
+    """The public key files of a trusted-keys directory, sorted by name."""
+    if not directory.is_dir():
+        return []
+    return sorted(p for p in directory.iterdir() if p.suffix in PUBLIC_KEY_SUFFIXES)

@@ -90,7 +90,7 @@ def test_missing_input_files_are_named_at_once(
         build(settings, rootfs=fake_rootfs)
     assert str(caught.value) == (
         f"preflight: trust-root {tmp_path}/root.json is not a file; payload-key-dir {tmp_path} "
-        f"holds no *.pem key; signing-key {tmp_path}/nope.key is not a file; extra tree "
+        f"holds no *.pub or *.pem key; signing-key {tmp_path}/nope.key is not a file; extra tree "
         f"{tmp_path}/tree is not a directory"
     )
     assert not (small_settings.output / "SHA256SUMS").exists()

@@ -12,6 +12,8 @@ import os
 import shutil
 from pathlib import Path
 
+from wellcar.keyfiles import public_key_files
+
 from .settings import BrandProfile, BuildSettings
 
 ANCESTORS: tuple[str, ...] = ("flatcar", "coreos")
@@ -113,7 +115,7 @@ def apply_branding(rootfs: Path, settings: BuildSettings) -> None:
     if settings.brand.payload_key_dir is not None:
         keys = share / "update-payload-keys"
         keys.mkdir(parents=True, exist_ok=True)
-        for pem in sorted(settings.brand.payload_key_dir.glob("*.pem")):
+        for pem in public_key_files(settings.brand.payload_key_dir):
             shutil.copyfile(pem, keys / pem.name)
 
 

@@ -25,6 +25,7 @@ import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from wellcar.keyfiles import public_key_files
 from wellcar.payload.errors import PayloadError
 from wellcar.payload.signing import (
     KeyAlgorithm,
@@ -152,7 +153,7 @@ def payload_trust_problems(settings: BuildSettings) -> list[str]:
             "update: set payload-key-dir (--brand-payload-key-dir) to the public key(s) of "
             "signing-key, or name no key at all to use the development key set"
         ]
-    pems = sorted(key_dir.glob("*.pem")) if key_dir.is_dir() else []
+    pems = public_key_files(key_dir)
     if settings.signing_key is None or not pems or not settings.signing_key.is_file():
         return []  # nothing to compare (preflight names missing files itself)
     try:

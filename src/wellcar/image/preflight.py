@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 
 from wellcar.disk.sizes import GiB, format_size
+from wellcar.keyfiles import public_key_files
 
 from .dev_keys import payload_trust_problems
 from .errors import ImageContentError, MissingToolError
@@ -109,8 +110,8 @@ def check_inputs(settings: BuildSettings) -> None:
     problems = []
     if brand.trust_root is not None and not brand.trust_root.is_file():
         problems.append(f"trust-root {brand.trust_root} is not a file")
-    if brand.payload_key_dir is not None and not list(brand.payload_key_dir.glob("*.pem")):
-        problems.append(f"payload-key-dir {brand.payload_key_dir} holds no *.pem key")
+    if brand.payload_key_dir is not None and not public_key_files(brand.payload_key_dir):
+        problems.append(f"payload-key-dir {brand.payload_key_dir} holds no *.pub or *.pem key")
     if settings.signing_key is not None and not settings.signing_key.is_file():
         problems.append(f"signing-key {settings.signing_key} is not a file")
     problems += [f"extra tree {tree} is not a directory" for tree in settings.extra_trees

@@ -170,7 +170,7 @@ SETTINGS: tuple[Setting, ...] = (
             "servers serve it"),
     Setting("board", B, Kind.IDENT, _const("amd64-usr"), "<ID>_RELEASE_BOARD"),
     Setting("payload_key_dir", B, Kind.OPTIONAL_PATH, _const(None),
-            "directory of *.pem public keys installed as trusted payload keys"),
+            "directory of *.pub (or *.pem) public keys installed as trusted payload keys"),
     Setting("trust_root", B, Kind.OPTIONAL_PATH, _const(None),
             "TUF root.json shipped as /usr/share/<id>/trust/root.json: the agent then installs "
             "only releases the release keys signed (docs/trust.md)"),

@@ -25,14 +25,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
-from wellcar.keyfiles import LEGACY_PRIVATE_SUFFIX, PUBLIC_SUFFIX
+from wellcar.keyfiles import public_key_files
 from wellcar.payload.errors import PayloadKeyError, PayloadSignatureError
 from wellcar.payload.manifest import Signature, Signatures, SignatureVersion, encode_signatures
 
 RSA_BITS = 2048
-# A directory of trusted keys: NAME.pub, and public keys named *.pem (an image's
-# payload-key-dir) as before.
-PUBLIC_SUFFIXES = (PUBLIC_SUFFIX, LEGACY_PRIVATE_SUFFIX)
 
 
 class KeyAlgorithm(StrEnum):
@@ -235,7 +232,7 @@ def load_trusted_keys(paths: list[Path]) -> TrustedKeys:
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
-            files += sorted(p for p in path.iterdir() if p.suffix in PUBLIC_SUFFIXES)
+            files += public_key_files(path)
         else:
             files.append(path)
     if not files:
