@@ -57,7 +57,8 @@ outcome["seconds"] = time.monotonic() - started
 # VmHWM, not ru_maxrss: getrusage keeps the figure across execve, so it would include
 # the (large) pytest process this child was forked from.
 status = Path("/proc/self/status").read_text()
-outcome["maxrss_kib"] = int(next(l for l in status.splitlines() if l.startswith("VmHWM:")).split()[1])
+hwm = next(line for line in status.splitlines() if line.startswith("VmHWM:"))
+outcome["maxrss_kib"] = int(hwm.split()[1])
 print(json.dumps(outcome))
 """
 
