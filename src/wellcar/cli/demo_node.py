@@ -247,10 +247,9 @@ def start_mirror(options: DemoOptions, tree: Path, services: Services) -> str:
         time.sleep(0.2)
 
 
-def seed_server(api: ApiClient, channel: str) -> tuple[str, str]:
-    """The app (Flatcar's id) and a group tracking ``channel`` (its server channel must
-    exist: publishing the first release makes it)."""
-    app = api.create_app(AppCreate(id=FLATCAR_APP_ID, name="Wellcar", description="demo")).id
+def create_group(api: ApiClient, app: str, channel: str) -> str:
+    """A group tracking ``channel`` (its server channel must exist: publishing the first
+    release makes it)."""
     channel_id = next(c.id for c in api.list_channels(app) if c.name == channel)
     group = api.create_group(
         app,
@@ -261,7 +260,7 @@ def seed_server(api: ApiClient, channel: str) -> tuple[str, str]:
             policy_max_updates_per_period=10, policy_update_timeout="60 minutes",
         ),
     ).id  # fmt: skip
-    return app, group
+    return group
 
 
 # --- the node ------------------------------------------------------------------------------
@@ -365,7 +364,8 @@ class Steps:
 
 def instance_table(fleet: Fleet) -> Table:
     table = Table(title="the server's view of the node", title_justify="left")
-    for column in ("instance", "ip", "version", "status", "last check"):
+    table.add_column("instance", overflow="fold")
+    for column in ("ip", "version", "status", "last check"):
         table.add_column(column)
     found = fleet.instance()
     if found is not None:
@@ -428,7 +428,7 @@ class Demo:
     def _build(self, role: str, given: Path | None, version: str | None) -> DemoBuild:
         if given is not None:
             check_given_build(given, role)
-            return DemoBuild(str(build_version(given)), given, reused=True)
+            return DemoBuild(str(build_version(given)), given, "given")
         keys = DevKeys(self.options.dev_keys_dir)
         parsed = next_patch(version) if version is not None else None
         progress, on_step = build_progress(self.console, role)
@@ -450,7 +450,7 @@ class Demo:
 
         with steps.step("build N, release it into a TUF-signed tree, publish it"):
             n = self._build("N", o.build_n, None)
-            steps.say(f"N = {n.version} in {n.output}" + (" (reused)" if n.reused else ""))
+            steps.say(f"N = {n.version} in {n.output} ({n.how})")
             if not keys.complete():
                 raise DemoError(
                     f"no development key set in {keys.directory} (the builds make one; "
@@ -467,10 +467,11 @@ class Demo:
             server_svc = update_server_service(url)
             mirror_svc = host_service(mirror)
             api = ApiClient(url, token)
-            fleet = Fleet(api, "", "", mirror_svc.guest_url, tree, inputs, o.work / "staging")
+            app = api.create_app(AppCreate(id=FLATCAR_APP_ID, name="Wellcar", description="demo"))
+            fleet = Fleet(api, app.id, "", mirror_svc.guest_url, tree, inputs, o.work / "staging")
             fleet.release_and_publish(n)
             channel = build_version(n.output).channel
-            fleet.app, fleet.group = seed_server(api, channel)
+            fleet.group = create_group(api, app.id, channel)
             steps.say(f"released {n.version} to {channel} in {tree} (served at {mirror}), "
                       f"published to the server's {channel} channel")  # fmt: skip
 
@@ -511,7 +512,7 @@ class Demo:
 
         with steps.step("build N+1, release and publish it; the node updates itself"):
             n1 = self._build("N+1", o.build_n1, n.version)
-            steps.say(f"N+1 = {n1.version} in {n1.output}" + (" (reused)" if n1.reused else ""))
+            steps.say(f"N+1 = {n1.version} in {n1.output} ({n1.how})")
             if build_version(n1.output) <= build_version(n.output):
                 raise DemoError(f"N+1 ({n1.version}) is not newer than N ({n.version})")
             fleet.release_and_publish(n1)
@@ -612,7 +613,8 @@ ERRORS = (DemoError, DemoBuildError, ImageBuildError, ReleaseError, TrustError, 
 
 def run_demo(options: DemoOptions) -> int:
     """Run the demo; 0, or 1 after one ``error:`` line."""
-    console = Console(highlight=False)
+    # soft_wrap: a long path or URL stays on one line (copyable), also in a CI log.
+    console = Console(highlight=False, soft_wrap=True)
     errors = Console(stderr=True, highlight=False, soft_wrap=True)
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _interrupt)
