@@ -247,6 +247,10 @@ def start_mirror(options: DemoOptions, tree: Path, services: Services) -> str:
         time.sleep(0.2)
 
 
+def group_name(channel: str) -> str:
+    return channel.capitalize()
+
+
 def create_group(api: ApiClient, app: str, channel: str) -> str:
     """A group tracking ``channel`` (its server channel must exist: publishing the first
     release makes it)."""
@@ -254,7 +258,7 @@ def create_group(api: ApiClient, app: str, channel: str) -> str:
     group = api.create_group(
         app,
         GroupCreate(
-            name=channel.capitalize(), track=channel, channel_id=channel_id,
+            name=group_name(channel), track=channel, channel_id=channel_id,
             description="the demo node", policy_updates_enabled=True, policy_safe_mode=False,
             policy_office_hours=False, policy_timezone="UTC", policy_period_interval="1 minute",
             policy_max_updates_per_period=10, policy_update_timeout="60 minutes",
@@ -526,13 +530,21 @@ class Demo:
         with steps.step("what next"):
             steps.say(f"ssh to the node:   {node.ssh_command()}")
             steps.say(f"the update server: {url}  (REST docs {url}/docs, metrics {url}/metrics)")
-            steps.say(f"admin token:       {token_origin}  (WELLCAR_TOKEN=$(cat …) wellcar api …)")
+            token_value = token_origin if token_origin.startswith("$") else f"$(cat {token_origin})"
+            steps.say(f"admin token:       {token_origin}")
+            steps.say(
+                f"script the server: WELLCAR_SERVER={url} WELLCAR_TOKEN={token_value} "
+                f"wellcar api instances list {FLATCAR_APP_ID} {group_name(channel)}"
+            )
             steps.say(f"release tree:      {tree} (served at {mirror})")
             steps.say(f"node console log:  {self.vm.serial_log}; logs in {o.work / 'logs'}")
         if o.ci:
             self.console.print(f"demo ok: the node updated {n.version} -> {n1.version}")
             return
-        self.console.print("[bold]The node and the server keep running; Ctrl-C stops both.[/]")
+        self.console.print(
+            "[bold]The node, the server and the mirror keep running; Ctrl-C (or SIGTERM) "
+            "powers the node down and stops them.[/]"
+        )
         while True:
             self.services.check()
             if not self.vm.is_running():
