@@ -438,6 +438,11 @@ class Demo:
         progress, on_step = build_progress(self.console, role)
         with progress:
             made = ensure_build(self.options.work / "builds", role, parsed, keys, on_step)
+            if made.how == "built":
+                task = progress.tasks[0]
+                progress.update(task.id, description="done", completed=task.total or 1)
+            else:
+                progress.update(progress.tasks[0].id, visible=False)  # nothing was built
         return made
 
     def run(self) -> None:
