@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from wellcar.image.dev_keys import ensure_dev_keys
 from wellcar.vm import free_loopback_port
 
+from ..release.builds import make_build
 from .builds import OsBuilds
 from .test_update_in_vm import skip_unless_vm_tools
 
@@ -86,3 +88,18 @@ def test_demo_refuses_a_busy_port_in_one_line(tmp_path: Path) -> None:
     lines = done.stderr.strip().splitlines()
     assert lines == [f"error: port {port} (--port) is in use on 127.0.0.1: is another demo "
                      "running? stop it or pick another port"], done.stderr  # fmt: skip
+
+
+def test_demo_stops_at_a_corrupt_release_tree_in_one_line(tmp_path: Path) -> None:
+    keys = ensure_dev_keys(tmp_path / "dev-keys").keys
+    (keys.release_tree / "metadata" / "timestamp.json").write_text("{not json")
+    n = make_build(tmp_path / "n", "4893.0.0")
+    n1 = make_build(tmp_path / "n1", "4893.0.1")
+    done = run_demo(
+        "--data-dir", str(tmp_path / "demo"), *ports(), "--build-n", str(n),
+        "--build-n1", str(n1), "--dev-keys-dir", str(keys.directory), timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "timestamp.json is not TUF metadata" in lines[0], done.stderr
+    assert "boot a node" not in done.stdout  # stopped before the VM
