@@ -90,21 +90,34 @@ def build_version(output: Path) -> OsVersion:
         raise DemoBuildError(f"{output} has no readable version.txt: {exc}") from None
 
 
-def ensure_build(
-    work: Path, role: str, version: OsVersion | None, keys: DevKeys, on_step: StepCallback
-) -> DemoBuild:
-    """The build for ``role`` ("N" or "N+1") in ``work/<role>``: the existing one when its
-    inputs match, else a new one (``version`` None: today's, as `wellcar build` picks)."""
-    output = work / role.lower().replace("+", "")
+def _output(work: Path, role: str) -> Path:
+    return work / role.lower().replace("+", "")
+
+
+def reusable(work: Path, role: str, version: OsVersion | None, keys: DevKeys) -> bool:
+    """Whether the earlier build for ``role`` was made from the same inputs."""
+    stored = _stored(_output(work, role))
     wanted = _fingerprint(role, version, keys)
-    stored = _stored(output)
-    if stored is not None and all(stored.get(k) == v for k, v in wanted.items() if v):
-        return DemoBuild(str(build_version(output)), output, "reused")
+    return stored is not None and all(stored.get(k) == v for k, v in wanted.items() if v)
+
+
+def check_can_build(role: str) -> None:
     if os.geteuid() != 0:
         raise DemoBuildError(
             f"building {role} needs root (mmdebstrap); run as root, or give existing builds "
             "with --build-n/--build-n1"
         )
+
+
+def ensure_build(
+    work: Path, role: str, version: OsVersion | None, keys: DevKeys, on_step: StepCallback
+) -> DemoBuild:
+    """The build for ``role`` ("N" or "N+1") in ``work/<role>``: the existing one when its
+    inputs match, else a new one (``version`` None: today's, as `wellcar build` picks)."""
+    output = _output(work, role)
+    if reusable(work, role, version, keys):
+        return DemoBuild(str(build_version(output)), output, "reused")
+    check_can_build(role)
     settings = resolve_settings(None, {} if version is None else {"version": str(version)})
     version = settings.version
     tree = work / f"tree-{output.name}"

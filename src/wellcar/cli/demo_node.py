@@ -42,9 +42,11 @@ from wellcar.cli.demo_builds import (
     DemoBuild,
     DemoBuildError,
     build_version,
+    check_can_build,
     ensure_build,
     next_patch,
     release_build,
+    reusable,
 )
 from wellcar.ignition.parse import LATEST as IGNITION_LATEST
 from wellcar.image import ImageBuildError
@@ -462,6 +464,9 @@ class Demo:
         with steps.step("build N, release it into a TUF-signed tree, publish it"):
             n = self._build("N", o.build_n, None)
             steps.say(f"N = {n.version} in {n.output} ({n.how})")
+            if o.build_n1 is None and not reusable(o.work / "builds", "N+1",
+                                                   next_patch(n.version), keys):  # fmt: skip
+                check_can_build("N+1")  # now, not after a boot
             if not keys.complete():
                 raise DemoError(
                     f"no development key set in {keys.directory} (the builds make one; "
