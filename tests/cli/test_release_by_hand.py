@@ -161,7 +161,7 @@ def test_verify_digests_binds_the_version_and_the_files(setup: Setup) -> None:
     (released / "extra.bin").write_bytes(b"x")
     line = one_error_line(run(*verify, released))
     assert "extra.bin is not listed in the signed DIGESTS" in line
-    only = run(*verify, released, "--file", "update.payload", "--file", "disk.img")
+    only = run(*verify, released, "--file", "update.payload", "--file", "disk.img.zst")
     assert only.exit_code == 0 and "ok: 2 files" in only.stdout
 
     download = setup.base / "download"

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
+import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -62,7 +64,7 @@ def test_create_writes_the_tree_and_signs_it(ws: Workspace) -> None:
     version_dir = ws.tree / "stable/amd64-usr/4799.2.0"
     assert outcome.directory == version_dir
     assert sorted(os.listdir(version_dir)) == [
-        "DIGESTS", "DIGESTS.sig", "disk.img", "packages.txt", "release-notes.md",
+        "DIGESTS", "DIGESTS.sig", "disk.img.zst", "packages.txt", "release-notes.md",
         "release.json", "update.payload", "version.txt", "vmlinuz",
     ]  # fmt: skip
     assert os.readlink(ws.tree / "stable/amd64-usr/current") == "4799.2.0"
@@ -79,6 +81,25 @@ def test_create_writes_the_tree_and_signs_it(ws: Workspace) -> None:
     assert feed["4799.2.0"]["major_software"]["kernel"] == ["6.1.0-18-amd64"]
     assert "First release" in feed["4799.2.0"]["release_notes"]
     assert json.loads((ws.tree / "stable/releases.json").read_text()).keys() == {"4799.2.0"}
+
+
+def test_the_disk_image_is_published_compressed(ws: Workspace) -> None:
+    """disk.img goes into the tree as zstd (release.image_artifacts), signed under its
+    tree name in TUF, DIGESTS and the record; it decompresses to the build's bytes."""
+    build = make_build(ws.base / "build", "4799.2.0")
+    create_release(ws.tree, build, "stable", ws.inputs())
+    version_dir = ws.tree / "stable/amd64-usr/4799.2.0"
+    packed = version_dir / "disk.img.zst"
+    assert packed.read_bytes()[:4] == bytes.fromhex("28b52ffd")  # zstd frame magic
+    unpacked = subprocess.run(["zstd", "-dc", str(packed)], capture_output=True, check=True)
+    assert unpacked.stdout == (build / "disk.img").read_bytes()
+    target = verify_published(ws.tree).signed.targets["stable/amd64-usr/4799.2.0/disk.img.zst"]
+    assert target.length == packed.stat().st_size
+    assert target.hashes["sha256"] == hashlib.sha256(packed.read_bytes()).hexdigest()
+    assert "disk.img.zst" in verify_digests(version_dir, load_trusted_keys([ws.payload_public]))
+    record = json.loads((version_dir / "release.json").read_text())
+    assert record["artifacts"]["disk.img.zst"]["sha256"] == target.hashes["sha256"]
+    assert "disk.img" not in record["artifacts"]
 
 
 def test_notes_compare_with_the_previous_release(ws: Workspace) -> None:

@@ -79,14 +79,14 @@ def test_unlisted_missing_and_changed_files_are_reported_together(
     keys = load_trusted_keys([ws.payload_public])
     (released / "evil.sh").write_text("curl | sh\n")
     (released / "vmlinuz").write_bytes(b"another kernel")
-    (released / "disk.img").unlink()
+    (released / "disk.img.zst").unlink()
     with pytest.raises(DigestsError) as caught:
         check_digests(released, keys)
     message = str(caught.value)
     assert "\n" not in message
     assert "evil.sh is not listed in the signed DIGESTS" in message
     assert "vmlinuz does not match the signed DIGESTS" in message
-    assert "disk.img is listed but missing" in message
+    assert "disk.img.zst is listed but missing" in message
     # Asking about some files only: the extra file is none of the user's business.
     assert check_digests(released, keys, files=["update.payload"]).files == ["update.payload"]
     with pytest.raises(DigestsError, match=r"evil\.sh is not listed"):

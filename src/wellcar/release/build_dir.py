@@ -28,12 +28,14 @@ from wellcar.image.version import OsVersion, parse_os_version
 from wellcar.payload.errors import PayloadError
 from wellcar.payload.inspect import describe_payload
 from wellcar.release.errors import BuildDirError
+from wellcar.release.image_artifacts import IMAGE_ARTIFACTS
 
 PAYLOAD = "update.payload"
 # Released when present; the first three must be there (a node needs the payload, and
-# the notes and feeds need the version and the package manifest).
+# the notes and feeds need the version and the package manifest). The optional ones are
+# the image artifacts table's (release.image_artifacts).
 REQUIRED = (PAYLOAD, "version.txt", "packages.txt")
-OPTIONAL = ("disk.img", "usr.img", "usr.verity", "vmlinuz", "initrd.img")
+OPTIONAL = tuple(artifact.build_name for artifact in IMAGE_ARTIFACTS)
 SUMS = "SHA256SUMS"
 VERSION_KEY = "_VERSION"  # version.txt's key is <PREFIX>_VERSION
 EXAMPLE_PREFIX = BrandProfile().prefix

@@ -20,10 +20,11 @@ from wellcar.image.version import OsVersion
 from wellcar.payload.signing import SigningKey
 from wellcar.release.boards import DEFAULT_BOARD as DEFAULT_BOARD  # callers import it here
 from wellcar.release.boards import check_board
-from wellcar.release.build_dir import BuildDir, parse_packages
+from wellcar.release.build_dir import REQUIRED, BuildDir, parse_packages, sha256_file
 from wellcar.release.channels import check_build_version, check_channel, promotion_version
 from wellcar.release.digests import DIGESTS, SIGNATURE, ReleaseIdentity, write_signed_digests
 from wellcar.release.errors import PromotionError, ReleaseError, VersionExistsError
+from wellcar.release.image_artifacts import artifact_for_build_name, publish_artifact
 from wellcar.release.notes import FRAGMENT_SECTIONS, major_software, read_fragments, render_notes
 from wellcar.release.tree import NOTES, RECORD, ArtifactInfo, ReleaseRecord, ReleaseTree
 from wellcar.trust.errors import TrustError
@@ -170,9 +171,16 @@ def _release(
         shutil.rmtree(staging)
     staging.mkdir(parents=True)
     try:
-        for name in build.artifacts:
-            shutil.copyfile(build.path / name, staging / name)
-        names = sorted(build.artifacts)
+        published: dict[str, str] = {}  # tree name -> sha256
+        for name, digest in build.artifacts.items():
+            if name in REQUIRED:
+                shutil.copyfile(build.path / name, staging / name)
+                published[name] = digest
+                continue
+            written = publish_artifact(artifact_for_build_name(name), build.path / name, staging)
+            same = written.name == name
+            published[written.name] = digest if same else sha256_file(written)
+        names = sorted(published)
         notes = render_notes(
             version=str(version),
             channel=channel,
@@ -189,9 +197,7 @@ def _release(
             release_date=_release_date(now),
             previous=f"{previous.channel} {previous.version}" if previous else None,
             promoted_from=promoted_from,
-            artifacts={
-                n: ArtifactInfo((staging / n).stat().st_size, build.artifacts[n]) for n in names
-            },
+            artifacts={n: ArtifactInfo((staging / n).stat().st_size, published[n]) for n in names},
             major_software=major_software(build.packages),
             changelog_seen=sorted(seen | {f.key for f in fragments}),
         )
