@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -37,20 +39,43 @@ def snapshot(root: Path) -> dict[str, tuple[int, bytes | str | None]]:
     return nodes
 
 
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
-    """A target root with a base account database, like an image's."""
-    target = tmp_path / "root"
+SHADOW_GID = 42  # Debian's shadow group (base-passwd), on this host and in the image
+
+
+def make_account_root(target: Path) -> Path:
+    """A target root with an image's account database: Debian's login.defs and useradd
+    defaults, shadow and gshadow root:shadow 0640, empty subuid/subgid (as the passwd
+    package leaves them), /etc/skel and Flatcar's core."""
     etc = target / "etc"
-    etc.mkdir(parents=True)
+    (etc / "default").mkdir(parents=True)
     (etc / "passwd").write_text(
         "root:x:0:0:root:/root:/bin/bash\ncore:x:500:500:Core:/home/core:/bin/bash\n"
     )
-    (etc / "group").write_text("root:x:0:\nusers:x:100:\ncore:x:500:\nwheel:x:10:\n")
-    (etc / "shadow").write_text("root:*:19000:0:99999:7:::\ncore:*:19000:0:99999:7:::\n")
-    (etc / "gshadow").write_text("root:*::\nusers:*::\ncore:!::\nwheel:!::\n")
+    (etc / "group").write_text(
+        "root:x:0:\nwheel:x:10:\nsudo:x:27:\nshadow:x:42:\nusers:x:100:\ncore:x:500:\n"
+    )
+    (etc / "shadow").write_text("root:*:19000:0:99999:7:::\ncore:!:19000:0:99999:7:::\n")
+    (etc / "gshadow").write_text("root:*::\nwheel:*::\nsudo:*::\nshadow:*::\nusers:*::\ncore:!::\n")
+    for name in ("shadow", "gshadow"):
+        os.chown(etc / name, 0, SHADOW_GID)
+        (etc / name).chmod(0o640)
+    for name in ("login.defs", "default/useradd"):
+        shutil.copyfile(Path("/etc") / name, etc / name)
+    for name in ("subuid", "subgid"):
+        (etc / name).write_text("")
+    (etc / "skel").mkdir()
+    (etc / "skel/.profile").write_text("# skel\n")
     (target / "home" / "core").mkdir(parents=True)
+    (target / "root").mkdir(mode=0o700)
     return target
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    """A target root with a base account database, like an image's."""
+    if os.geteuid() != 0:
+        pytest.skip("useradd --root chroots into the root: needs root")
+    return make_account_root(tmp_path / "root")
 
 
 Handler = Callable[[BaseHTTPRequestHandler], tuple[int, bytes]]

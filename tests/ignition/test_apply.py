@@ -13,7 +13,7 @@ from wellcar.ignition.apply import apply_config
 from wellcar.ignition.errors import ConflictError, FetchError, UnsafePathError
 from wellcar.ignition.fetch import Fetcher
 
-from .conftest import config_of, sha512, snapshot
+from .conftest import SHADOW_GID, config_of, sha512, snapshot
 
 AS_ROOT = os.geteuid() == 0
 
@@ -143,38 +143,53 @@ def test_users_groups_and_ssh_keys(root: Path) -> None:
     assert "wheel:x:10:core" in groups
     shadow = etc.joinpath("shadow").read_text()
     assert shadow.count("alice:$6$salt$hash:") == 1
-    assert stat.S_IMODE(etc.joinpath("shadow").stat().st_mode) == 0o640
+    # Debian's: unix_chkpwd, chage and screen lockers read them through the shadow group.
+    for name in ("shadow", "gshadow"):
+        st = etc.joinpath(name).stat()
+        assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (0, SHADOW_GID, 0o640), name
+    # Rootless containers: the new user has subordinate ids; core (a system-range uid in
+    # Debian's login.defs) gets none from useradd, as on a Debian machine.
+    assert etc.joinpath("subuid").read_text() == "alice:100000:65536\n"
+    assert etc.joinpath("subgid").read_text() == "alice:100000:65536\n"
     ssh = root / "home/core/.ssh"
     assert (ssh / "authorized_keys.d/ignition").read_text() == "ssh-ed25519 NEW me@host\n"
     assert (ssh / "authorized_keys").read_text() == (
         "ssh-ed25519 OLD old@host\nssh-ed25519 NEW me@host\n"
     )
     assert stat.S_IMODE((ssh / "authorized_keys.d/ignition").stat().st_mode) == 0o600
-    assert (root / "home/alice").is_dir()
-    if AS_ROOT:
-        assert (root / "home/alice").stat().st_uid == 1001
-        assert (ssh / "authorized_keys").stat().st_uid == 500
+    home = root / "home/alice"
+    assert (home / ".profile").read_text() == "# skel\n"  # useradd filled it from /etc/skel
+    assert (home.stat().st_uid, (home / ".profile").stat().st_uid) == (1001, 1001)
+    assert (ssh / "authorized_keys").stat().st_uid == 500
 
 
-def test_new_user_gets_next_free_uid(root: Path) -> None:
-    apply(root, v34(passwd={"users": [{"name": "bob"}, {"name": "carol"}]}))
+def test_new_users_get_ids_as_useradd_picks_them(root: Path) -> None:
+    apply(root, v34(passwd={"users": [{"name": "bob"}, {"name": "carol", "system": True},
+                                      {"name": "dave", "passwordHash": ""}]}))  # fmt: skip
     passwd = (root / "etc/passwd").read_text()
-    assert "bob:x:1000:1000:" in passwd and "carol:x:1001:1001:" in passwd
+    assert "bob:x:1000:1000:" in passwd and "dave:x:1001:1001:" in passwd
+    carol = next(line for line in passwd.splitlines() if line.startswith("carol:"))
+    assert int(carol.split(":")[2]) < 1000
+    shadow = dict(line.split(":", 2)[:2] for line in (root / "etc/shadow").read_text().split())
+    assert shadow["bob"] == shadow["dave"] == "*"  # Ignition's: no password login
+    subuid = (root / "etc/subuid").read_text()
+    assert "bob:100000:65536" in subuid and "dave:165536:65536" in subuid
+    assert "carol" not in subuid
 
 
 def test_file_owner_by_name_resolves_to_new_user(root: Path) -> None:
-    from wellcar.ignition.apply import plan_config
-    from wellcar.ignition.rootfs import TargetRoot
-    from wellcar.ignition.steps import WriteFile
-
-    config = config_of(
-        v34(passwd={"users": [{"name": "svc", "uid": 1234}]},
+    apply(
+        root,
+        v34(passwd={"users": [{"name": "svc"}]},
             storage={"files": [{"path": "/etc/svc.conf", "user": {"name": "svc"},
-                                "group": {"name": "wheel"}}]})
+                                "group": {"name": "wheel"}}],
+                     "directories": [{"path": "/var/lib/svc", "user": {"name": "svc"},
+                                      "group": {"name": "svc"}}]}),
     )  # fmt: skip
-    plan = plan_config(config, TargetRoot(root), Fetcher())
-    (step,) = [s for s in plan.steps if isinstance(s, WriteFile) and s.host.name == "svc.conf"]
-    assert (step.uid, step.gid) == (1234, 10)
+    st = (root / "etc/svc.conf").stat()
+    assert (st.st_uid, st.st_gid) == (1000, 10)  # the uid useradd picked, not a guess
+    st = (root / "var/lib/svc").stat()
+    assert (st.st_uid, st.st_gid) == (1000, 1000)
 
 
 @pytest.mark.parametrize(

@@ -13,10 +13,10 @@ from wellcar.ignition.errors import ApplyError, UnsafePathError
 from wellcar.ignition.fetch import Fetcher
 from wellcar.ignition.nodes import plan_nodes
 from wellcar.ignition.rootfs import TargetRoot
-from wellcar.ignition.steps import MakeDirectory, Step, WriteFile
+from wellcar.ignition.steps import MakeDirectory, Ownership, Step, WriteFile
 from wellcar.ignition.types import Config, Filesystem, User
 from wellcar.ignition.units import plan_units
-from wellcar.ignition.users import Account, AccountDb
+from wellcar.ignition.users import Account, AccountDb, check_account_tools, run_account_tools
 
 SSH_KEYS_FRAGMENT = "ignition"  # ~/.ssh/authorized_keys.d/ignition, as on Flatcar
 MOUNTABLE = ("ext4", "btrfs", "xfs", "vfat")
@@ -31,48 +31,28 @@ class Plan:
     warnings: list[str] = field(default_factory=list)
 
 
-def _home_mode(db: AccountDb) -> int:
-    value = db.login_defs.get("HOME_MODE")
-    return int(value, 8) if value else 0o755
-
-
-def _plan_user_files(
-    user: User, account: Account, created: bool, root: TargetRoot, db: AccountDb, where: str
-) -> list[Step]:
-    steps: list[Step] = []
-    uid, gid = account.uid, account.gid
+def _plan_ssh_keys(user: User, account: Account, root: TargetRoot, where: str) -> list[Step]:
+    keys = [k.strip() for k in user.ssh_authorized_keys if k.strip()]
+    if not keys:
+        return []
     try:
         home = root.resolve(account.home, follow_last=True)
     except UnsafePathError as exc:
         raise UnsafePathError(f"{where}.homeDir: {exc}") from None
-    if created and not user.no_create_home:
-        steps.append(MakeDirectory(home, _home_mode(db), uid, gid, replace_node=False))
-        skel = root.resolve("/etc/skel")
-        if skel.is_dir():
-            for item in sorted(skel.rglob("*")):
-                target = home / item.relative_to(skel)
-                if item.is_dir() and not item.is_symlink():
-                    steps.append(MakeDirectory(target, None, uid, gid, replace_node=False))
-                elif item.is_file() and not item.is_symlink() and not target.exists():
-                    mode = item.stat().st_mode & 0o777
-                    steps.append(WriteFile(target, item.read_bytes(), b"", mode, uid, gid, False))
-    if user.ssh_authorized_keys:
-        keys = [k.strip() for k in user.ssh_authorized_keys if k.strip()]
-        ssh = home / ".ssh"
-        steps.append(MakeDirectory(ssh, 0o700, uid, gid, replace_node=False))
-        steps.append(MakeDirectory(ssh / "authorized_keys.d", 0o700, uid, gid, False))
-        fragment = "".join(f"{k}\n" for k in keys).encode()
-        steps.append(
-            WriteFile(ssh / "authorized_keys.d" / SSH_KEYS_FRAGMENT, fragment, b"", 0o600,
-                      uid, gid, True)
-        )  # fmt: skip
-        # sshd reads ~/.ssh/authorized_keys only; keep what is there and add the new keys.
-        current = ssh / "authorized_keys"
-        lines = current.read_text().splitlines() if current.is_file() else []
-        merged = lines + [k for k in keys if k not in lines]
-        data = "".join(f"{line}\n" for line in merged).encode()
-        steps.append(WriteFile(current, data, b"", 0o600, uid, gid, True))
-    return steps
+    owner = Ownership(user=user.name, primary_of=user.name)
+    ssh = home / ".ssh"
+    fragment = "".join(f"{k}\n" for k in keys).encode()
+    # sshd reads ~/.ssh/authorized_keys only; keep what is there and add the new keys.
+    current = ssh / "authorized_keys"
+    lines = current.read_text().splitlines() if current.is_file() else []
+    merged = "".join(f"{line}\n" for line in lines + [k for k in keys if k not in lines])
+    return [
+        MakeDirectory(ssh, 0o700, owner, replace_node=False),
+        MakeDirectory(ssh / "authorized_keys.d", 0o700, owner, replace_node=False),
+        WriteFile(ssh / "authorized_keys.d" / SSH_KEYS_FRAGMENT, fragment, b"", 0o600, owner,
+                  replace_node=True),
+        WriteFile(current, merged.encode(), b"", 0o600, owner, replace_node=True),
+    ]  # fmt: skip
 
 
 def plan_config(config: Config, root: TargetRoot, fetcher: Fetcher) -> Plan:
@@ -91,8 +71,10 @@ def plan_config(config: Config, root: TargetRoot, fetcher: Fetcher) -> Plan:
         where = f"$.passwd.users[{i}]"
         if user.should_exist is False:
             raise ApplyError(f"{where}.shouldExist: removing users is not supported")
-        account, created = db.add_user(user, where)
-        plan.steps += _plan_user_files(user, account, created, root, db, where)
+        account, _created = db.add_user(user, where)
+        plan.steps += _plan_ssh_keys(user, account, root, where)
+    if db.commands:
+        check_account_tools()
     plan.steps += plan_nodes(config.storage, root, db, fetcher)
     plan.steps += plan_units(config.systemd.units, root, plan.warnings)
     return plan
@@ -123,9 +105,10 @@ def execute(plan: Plan, root: TargetRoot, change_owner: bool) -> None:
             mountpoint = _mount(fs, root)
             if mountpoint is not None:
                 mounted.append(mountpoint)
-        plan.accounts.write(root)
+        run_account_tools(plan.accounts.commands, root)
+        owners = AccountDb.load(root) if change_owner else None
         for step in plan.steps:
-            step.run(change_owner)
+            step.run(owners)
     finally:
         for mountpoint in reversed(mounted):
             subprocess.run(["umount", str(mountpoint)], capture_output=True, check=False)

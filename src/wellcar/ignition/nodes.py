@@ -9,7 +9,7 @@ from pathlib import Path
 from wellcar.ignition.errors import ConflictError, UnsafePathError
 from wellcar.ignition.fetch import Fetcher
 from wellcar.ignition.rootfs import TargetRoot
-from wellcar.ignition.steps import MakeDirectory, MakeLink, Step, WriteFile
+from wellcar.ignition.steps import MakeDirectory, MakeLink, Ownership, Step, WriteFile
 from wellcar.ignition.types import Owner, Storage
 from wellcar.ignition.users import AccountDb
 
@@ -18,22 +18,20 @@ def _depth(path: str) -> int:
     return len([p for p in path.split("/") if p])
 
 
-def _uid(owner: Owner, db: AccountDb, where: str) -> int | None:
-    if owner.name is not None:
-        account = db.account(owner.name)
-        if account is None:
-            raise ConflictError(f"{where}.name: no user {owner.name!r} on this machine")
-        return account.uid
-    return owner.id
+def _user(owner: Owner, db: AccountDb, where: str) -> int | str | None:
+    if owner.name is not None and db.account(owner.name) is None:
+        raise ConflictError(f"{where}.name: no user {owner.name!r} on this machine")
+    return owner.name if owner.name is not None else owner.id
 
 
-def _gid(owner: Owner, db: AccountDb, where: str) -> int | None:
-    if owner.name is not None:
-        group = db.group(owner.name)
-        if group is None:
-            raise ConflictError(f"{where}.name: no group {owner.name!r} on this machine")
-        return group.gid
-    return owner.id
+def _group(owner: Owner, db: AccountDb, where: str) -> int | str | None:
+    if owner.name is not None and db.group(owner.name) is None:
+        raise ConflictError(f"{where}.name: no group {owner.name!r} on this machine")
+    return owner.name if owner.name is not None else owner.id
+
+
+def _ownership(user: Owner, group: Owner, db: AccountDb, where: str) -> Ownership:
+    return Ownership(_user(user, db, f"{where}.user"), _group(group, db, f"{where}.group"))
 
 
 def _safe(root: TargetRoot, path: str, where: str, follow_last: bool = False) -> Path:
@@ -75,8 +73,8 @@ def plan_nodes(storage: Storage, root: TargetRoot, db: AccountDb, fetcher: Fetch
                 f"{where}.path: {d.path} exists and is not a directory; set overwrite: true "
                 "to replace it"
             )
-        uid, gid = _uid(d.user, db, f"{where}.user"), _gid(d.group, db, f"{where}.group")
-        steps.append(MakeDirectory(host, d.mode, uid, gid, replace_node=bool(d.overwrite)))
+        owner = _ownership(d.user, d.group, db, where)
+        steps.append(MakeDirectory(host, d.mode, owner, replace_node=bool(d.overwrite)))
     for i, f in sorted(enumerate(storage.files), key=lambda e: _depth(e[1].path)):
         where = f"$.storage.files[{i}]"
         host = _safe(root, f.path, f"{where}.path")
@@ -99,9 +97,9 @@ def plan_nodes(storage: Storage, root: TargetRoot, db: AccountDb, fetcher: Fetch
         appended = b"".join(
             fetcher.fetch(r, f"{where}.append[{j}]") for j, r in enumerate(f.append)
         )
-        uid, gid = _uid(f.user, db, f"{where}.user"), _gid(f.group, db, f"{where}.group")
+        owner = _ownership(f.user, f.group, db, where)
         mode = f.mode & 0o777 if f.mode is not None else None
-        steps.append(WriteFile(host, contents, appended, mode, uid, gid, bool(f.overwrite)))
+        steps.append(WriteFile(host, contents, appended, mode, owner, bool(f.overwrite)))
     planned_files = {root.resolve(f.path, follow_last=False) for f in storage.files}
     for i, link in sorted(enumerate(storage.links), key=lambda e: _depth(e[1].path)):
         where = f"$.storage.links[{i}]"
@@ -121,6 +119,6 @@ def plan_nodes(storage: Storage, root: TargetRoot, db: AccountDb, fetcher: Fetch
                 raise ConflictError(
                     f"{where}.path: {link.path} already exists; set overwrite: true to replace it"
                 )
-        uid, gid = _uid(link.user, db, f"{where}.user"), _gid(link.group, db, f"{where}.group")
-        steps.append(MakeLink(host, target, bool(link.hard), uid, gid, bool(link.overwrite)))
+        owner = _ownership(link.user, link.group, db, where)
+        steps.append(MakeLink(host, target, bool(link.hard), owner, bool(link.overwrite)))
     return steps

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from wellcar.ignition.errors import ConflictError
 from wellcar.ignition.rootfs import TargetRoot
-from wellcar.ignition.steps import MakeLink, RemoveLink, Step, WriteFile
+from wellcar.ignition.steps import NO_OWNER, MakeLink, RemoveLink, Step, WriteFile
 from wellcar.ignition.types import Unit
 
 ETC_UNITS = "/etc/systemd/system"
@@ -98,10 +98,10 @@ def _enable(
         instance_name = f"{stem}@{install.default_instance}.{suffix}"
     for target, suffix in install.targets:
         link = root.resolve(f"{ETC_UNITS}/{target}{suffix}", follow_last=True) / instance_name
-        steps.append(MakeLink(link, unit_path, False, None, None, replace_node=True))
+        steps.append(MakeLink(link, unit_path, False, NO_OWNER, replace_node=True))
     for alias in install.aliases:
         link = root.resolve(f"{ETC_UNITS}/{alias}", follow_last=False)
-        steps.append(MakeLink(link, unit_path, False, None, None, replace_node=True))
+        steps.append(MakeLink(link, unit_path, False, NO_OWNER, replace_node=True))
     for other in install.also:
         _enable(root, other, written, where, steps, warnings, seen)
 
@@ -124,13 +124,13 @@ def plan_units(units: tuple[Unit, ...], root: TargetRoot, warnings: list[str]) -
         where = f"$.systemd.units[{i}]"
         unit_host = root.resolve(f"{ETC_UNITS}/{unit.name}", follow_last=False)
         if unit.mask:
-            steps.append(MakeLink(unit_host, "/dev/null", False, None, None, replace_node=True))
+            steps.append(MakeLink(unit_host, "/dev/null", False, NO_OWNER, replace_node=True))
         elif unit.contents is not None:
-            steps.append(WriteFile(unit_host, unit.contents.encode(), b"", 0o644, None, None, True))
+            steps.append(WriteFile(unit_host, unit.contents.encode(), b"", 0o644, NO_OWNER, True))
         for dropin in unit.dropins:
             host = root.resolve(f"{ETC_UNITS}/{unit.name}.d/{dropin.name}", follow_last=False)
             data = (dropin.contents or "").encode()
-            steps.append(WriteFile(host, data, b"", 0o644, None, None, True))
+            steps.append(WriteFile(host, data, b"", 0o644, NO_OWNER, True))
         if unit.enabled is True:
             _enable(root, unit.name, written, f"{where}.enabled", steps, warnings, set())
         elif unit.enabled is False:

@@ -1,19 +1,28 @@
-"""Users and groups written straight into the target root's /etc/passwd, shadow, group and
-gshadow (as `useradd --root` would), so provisioning needs no tools and works in a plain
-directory. Existing accounts are only updated where that cannot surprise anyone."""
+"""Users and groups, made as Ignition makes them: Debian's `groupadd`, `useradd` and
+`usermod` (package `passwd`) run with `--root` against the target root. The tools keep
+`/etc/shadow` and `/etc/gshadow` as the image has them (`root:shadow` 0640), give new users
+`/etc/subuid` and `/etc/subgid` ranges, fill homes from `/etc/skel`, and pick new ids.
+
+Before any tool runs, the plan checks the config against the root's accounts in memory
+(`AccountDb`), so a config that cannot be applied fails in one line with nothing changed.
+Existing accounts are only changed where that cannot surprise anyone.
+"""
 
 from __future__ import annotations
 
-import time
+import shutil
+import subprocess
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from wellcar.ignition.errors import ConflictError
-from wellcar.ignition.rootfs import TargetRoot, atomic_write
+from wellcar.ignition.errors import ApplyError, ConflictError
+from wellcar.ignition.rootfs import TargetRoot
+from wellcar.ignition.steps import Ownership
 from wellcar.ignition.types import Group, User
 
-SHADOW_MODE = 0o640
-PASSWD_MODE = 0o644
+ACCOUNT_TOOLS = ("groupadd", "groupmod", "useradd", "usermod")
+DEFAULT_HOME_BASE = "/home"  # useradd's HOME when /etc/default/useradd does not set it
+NO_PASSWORD = "*"  # Ignition's: no password login (ssh keys only), not a locked account
 
 
 @dataclass(frozen=True)
@@ -21,12 +30,7 @@ class Account:
     name: str
     uid: int
     gid: int
-    gecos: str
     home: str
-    shell: str
-
-    def line(self) -> str:
-        return f"{self.name}:x:{self.uid}:{self.gid}:{self.gecos}:{self.home}:{self.shell}"
 
 
 @dataclass(frozen=True)
@@ -35,33 +39,30 @@ class GroupEntry:
     gid: int
     members: tuple[str, ...] = ()
 
-    def line(self) -> str:
-        return f"{self.name}:x:{self.gid}:{','.join(self.members)}"
-
 
 @dataclass
 class AccountDb:
-    """The four files of a root, parsed; change it in memory, then `write`."""
+    """The root's accounts, parsed: the plan changes it in memory to check the config
+    (ids for new accounts are a prediction, only for those checks); `commands` are what
+    Debian's tools are then asked to do."""
 
     accounts: list[Account] = field(default_factory=list)
     groups: list[GroupEntry] = field(default_factory=list)
-    shadow: dict[str, list[str]] = field(default_factory=dict)
-    gshadow: dict[str, list[str]] = field(default_factory=dict)
     login_defs: dict[str, str] = field(default_factory=dict)
-    changed: bool = False
+    commands: list[list[str]] = field(default_factory=list)
 
     @classmethod
     def load(cls, root: TargetRoot) -> AccountDb:
         etc = root.path / "etc"
         db = cls()
-        for fields_ in _rows(etc / "passwd", 7):
-            db.accounts.append(Account(fields_[0], int(fields_[2]), int(fields_[3]), *fields_[4:7]))
-        for fields_ in _rows(etc / "group", 4):
-            members = tuple(m for m in fields_[3].split(",") if m)
-            db.groups.append(GroupEntry(fields_[0], int(fields_[2]), members))
-        db.shadow = {f[0]: f for f in _rows(etc / "shadow", 9)}
-        db.gshadow = {f[0]: f for f in _rows(etc / "gshadow", 4)}
-        db.login_defs = _login_defs(etc / "login.defs")
+        for row in _rows(etc / "passwd", 7):
+            db.accounts.append(Account(row[0], _int(row[2]), _int(row[3]), row[5]))
+        for row in _rows(etc / "group", 4):
+            members = tuple(m for m in row[3].split(",") if m)
+            db.groups.append(GroupEntry(row[0], _int(row[2]), members))
+        db.login_defs = _settings(etc / "login.defs", " ")
+        home = _settings(etc / "default/useradd", "=").get("HOME")
+        db.login_defs.setdefault("HOME", home or DEFAULT_HOME_BASE)
         return db
 
     def account(self, name: str) -> Account | None:
@@ -70,18 +71,45 @@ class AccountDb:
     def group(self, name: str) -> GroupEntry | None:
         return next((g for g in self.groups if g.name == name), None)
 
-    def _free_id(self, used: set[int], system: bool, kind: str) -> int:
-        low_key, high_key = (
-            (f"SYS_{kind}_MIN", f"SYS_{kind}_MAX") if system else (f"{kind}_MIN", f"{kind}_MAX")
-        )
-        low = int(self.login_defs.get(low_key, "100" if system else "1000"))
-        high = int(self.login_defs.get(high_key, "999" if system else "60000"))
-        for candidate in range(low, high + 1):
-            if candidate not in used:
-                return candidate
-        raise ConflictError(f"no free {kind.lower()} left between {low} and {high}")
+    def ids(self, owner: Ownership) -> tuple[int | None, int | None]:
+        """uid and gid of an owner, names looked up in this database."""
+        uid = gid = None
+        if isinstance(owner.user, int):
+            uid = owner.user
+        elif owner.user is not None:
+            account = self.account(owner.user)
+            if account is None:
+                raise ApplyError(f"user {owner.user!r} vanished while provisioning")
+            uid = account.uid
+        if isinstance(owner.group, int):
+            gid = owner.group
+        elif owner.group is not None:
+            group = self.group(owner.group)
+            if group is None:
+                raise ApplyError(f"group {owner.group!r} vanished while provisioning")
+            gid = group.gid
+        if owner.primary_of is not None:
+            account = self.account(owner.primary_of)
+            gid = account.gid if account is not None else gid
+        return uid, gid
 
-    def add_group(self, group: Group, where: str) -> GroupEntry:
+    def _new_id(self, used: set[int], system: bool, kind: str) -> int:
+        """The id useradd/groupadd would pick: after the highest used one in the range
+        (from the top down for system accounts), else the lowest free one."""
+        prefix = "SYS_" if system else ""
+        low = _int(self.login_defs.get(f"{prefix}{kind}_MIN", "100" if system else "1000"))
+        high = _int(self.login_defs.get(f"{prefix}{kind}_MAX", "999" if system else "60000"))
+        taken = sorted(i for i in used if low <= i <= high)
+        if system:
+            free = [i for i in range(high, low - 1, -1) if i not in used]
+        else:
+            after = (taken[-1] + 1) if taken else low
+            free = [after] if after <= high else [i for i in range(low, high + 1) if i not in used]
+        if not free:
+            raise ConflictError(f"no free {kind.lower()} left between {low} and {high}")
+        return free[0]
+
+    def add_group(self, group: Group, where: str) -> None:
         existing = self.group(group.name)
         if existing is not None:
             if group.gid is not None and group.gid != existing.gid:
@@ -90,48 +118,52 @@ class AccountDb:
                     f"not {group.gid}; drop gid from the config or pick another name"
                 )
             if group.password_hash is not None:
-                self._set_gshadow(group.name, group.password_hash)
-            return existing
+                self.commands.append(["groupmod", "--password", group.password_hash, group.name])
+            return
         used = {g.gid for g in self.groups}
         if group.gid is not None and group.gid in used:
             raise ConflictError(f"{where}: gid {group.gid} is already used by another group")
-        gid = group.gid if group.gid is not None else self._free_id(used, bool(group.system), "GID")
-        entry = GroupEntry(group.name, gid)
-        self.groups.append(entry)
-        self._set_gshadow(group.name, group.password_hash or "!")
-        self.changed = True
-        return entry
-
-    def _set_gshadow(self, name: str, password: str) -> None:
-        row = self.gshadow.get(name, [name, "!", "", ""])
-        row[1] = password
-        self.gshadow[name] = row
-        self.changed = True
+        gid = group.gid if group.gid is not None else self._new_id(used, bool(group.system), "GID")
+        self.groups.append(GroupEntry(group.name, gid))
+        argv = ["groupadd", "--password", group.password_hash or NO_PASSWORD]
+        if group.gid is not None:
+            argv += ["--gid", str(group.gid)]
+        if group.system:
+            argv.append("--system")
+        self.commands.append([*argv, group.name])
 
     def add_user(self, user: User, where: str) -> tuple[Account, bool]:
-        """The user's account after the change, and whether it was created."""
+        """The user's account after the change (new ids predicted), and whether it is new."""
         existing = self.account(user.name)
         if existing is not None:
             return self._update_user(existing, user, where), False
         used = {a.uid for a in self.accounts}
         if user.uid is not None and user.uid in used:
             raise ConflictError(f"{where}: uid {user.uid} is already used by another user")
-        uid = user.uid if user.uid is not None else self._free_id(used, bool(user.system), "UID")
+        uid = user.uid if user.uid is not None else self._new_id(used, bool(user.system), "UID")
         gid = self._primary_gid(user, uid, where)
-        account = Account(
-            user.name,
-            uid,
-            gid,
-            user.gecos or "",
-            user.home_dir or f"/home/{user.name}",
-            user.shell or "/bin/bash",
-        )
+        home = user.home_dir or f"{self.login_defs['HOME'].rstrip('/')}/{user.name}"
+        account = Account(user.name, uid, gid, home)
         self.accounts.append(account)
-        today = str(int(time.time() // 86400))
-        self.shadow[user.name] = [user.name, user.password_hash or "*", today, "0", "99999",
-                                  "7", "", "", ""]  # fmt: skip
-        self._add_supplementary(user, where)
-        self.changed = True
+        self._check_supplementary(user, where)
+        argv = ["useradd", "--password", user.password_hash or NO_PASSWORD]
+        argv += ["--no-create-home"] if user.no_create_home else ["--create-home"]
+        options = (
+            ("--home-dir", user.home_dir),
+            ("--uid", None if user.uid is None else str(user.uid)),
+            ("--comment", user.gecos),
+            ("--gid", user.primary_group),
+            ("--groups", ",".join(user.groups) or None),
+            ("--shell", user.shell),
+        )
+        argv += [item for key, value in options if value for item in (key, value)]
+        flags = (
+            ("--no-user-group", user.no_user_group),
+            ("--system", user.system),
+            ("--no-log-init", user.no_log_init),
+        )
+        argv += [flag for flag, wanted in flags if wanted]
+        self.commands.append([*argv, user.name])
         return account, True
 
     def _primary_gid(self, user: User, uid: int, where: str) -> int:
@@ -143,17 +175,18 @@ class AccountDb:
                     "add it to passwd.groups"
                 )
             return group.gid
-        if user.no_user_group:
+        if user.no_user_group or self.login_defs.get("USERGROUPS_ENAB", "yes") != "yes":
             users = self.group("users")
             return users.gid if users else 100
-        used = {g.gid for g in self.groups}
-        gid = uid if uid not in used else self._free_id(used, bool(user.system), "GID")
         if self.group(user.name) is not None:
             raise ConflictError(
                 f"{where}: a group named {user.name!r} already exists; set primaryGroup "
                 "or noUserGroup"
             )
-        return self.add_group(Group(name=user.name, gid=gid), where).gid
+        used = {g.gid for g in self.groups}
+        gid = uid if uid not in used else self._new_id(used, bool(user.system), "GID")
+        self.groups.append(GroupEntry(user.name, gid))
+        return gid
 
     def _update_user(self, existing: Account, user: User, where: str) -> Account:
         # Identity (uid, group, home) of an existing account is never changed behind its
@@ -172,23 +205,23 @@ class AccountDb:
                 f"{where}: user {user.name!r} already exists with {', '.join(conflicts)}; "
                 "remove those keys from the config or use another user name"
             )
-        updated = replace(
-            existing,
-            gecos=user.gecos if user.gecos is not None else existing.gecos,
-            shell=user.shell if user.shell is not None else existing.shell,
-        )
-        if updated != existing:
-            self.accounts[self.accounts.index(existing)] = updated
-            self.changed = True
-        if user.password_hash is not None:
-            row = self.shadow.get(user.name, [user.name, "*", "", "0", "99999", "7", "", "", ""])
-            row[1] = user.password_hash
-            self.shadow[user.name] = row
-            self.changed = True
-        self._add_supplementary(user, where)
-        return updated
+        # --append: the image's groups of an account (core's adm, systemd-journal) stay.
+        missing = [g for g in user.groups if user.name not in self._members(g)]
+        self._check_supplementary(user, where)
+        password = None if user.password_hash is None else user.password_hash or NO_PASSWORD
+        options = (("--password", password), ("--comment", user.gecos), ("--shell", user.shell))
+        argv = [item for key, value in options if value for item in (key, value)]
+        if missing:
+            argv += ["--append", "--groups", ",".join(missing)]
+        if argv:
+            self.commands.append(["usermod", *argv, user.name])
+        return existing
 
-    def _add_supplementary(self, user: User, where: str) -> None:
+    def _members(self, group_name: str) -> tuple[str, ...]:
+        group = self.group(group_name)
+        return group.members if group else ()
+
+    def _check_supplementary(self, user: User, where: str) -> None:
         for name in user.groups:
             group = self.group(name)
             if group is None:
@@ -199,21 +232,33 @@ class AccountDb:
                 self.groups[self.groups.index(group)] = replace(
                     group, members=(*group.members, user.name)
                 )
-                self.changed = True
 
-    def write(self, root: TargetRoot) -> None:
-        if not self.changed:
-            return
-        etc = root.path / "etc"
-        etc.mkdir(parents=True, exist_ok=True)
-        files = (
-            ("passwd", [a.line() for a in self.accounts], PASSWD_MODE),
-            ("group", [g.line() for g in self.groups], PASSWD_MODE),
-            ("shadow", [":".join(r) for r in self.shadow.values()], SHADOW_MODE),
-            ("gshadow", [":".join(r) for r in self.gshadow.values()], SHADOW_MODE),
+
+def check_account_tools() -> None:
+    missing = [tool for tool in ACCOUNT_TOOLS if shutil.which(tool) is None]
+    if missing:
+        raise ApplyError(f"{', '.join(missing)} not found: accounts need Debian's passwd package")
+
+
+def run_account_tools(commands: list[list[str]], root: TargetRoot) -> None:
+    """Run each tool against the root, in the plan's order (groups before users)."""
+    for tool, *args in commands:
+        done = subprocess.run(
+            [tool, "--root", str(root.path), *args], capture_output=True, text=True, check=False
         )
-        for name, lines, mode in files:
-            atomic_write(etc / name, "".join(f"{line}\n" for line in lines).encode(), mode)
+        if done.returncode != 0:
+            detail = done.stderr.strip().splitlines()
+            raise ApplyError(
+                f"{tool} {args[-1]} failed (exit {done.returncode}): "
+                f"{detail[-1] if detail else 'no message'}"
+            )
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        return -1  # a malformed entry: never matches a real id
 
 
 def _rows(path: Path, width: int) -> list[list[str]]:
@@ -228,11 +273,19 @@ def _rows(path: Path, width: int) -> list[list[str]]:
     return rows
 
 
-def _login_defs(path: Path) -> dict[str, str]:
+def _settings(path: Path, separator: str) -> dict[str, str]:
+    """KEY VALUE (login.defs) or KEY=VALUE (default/useradd) lines."""
     values: dict[str, str] = {}
     if path.exists():
         for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-            parts = line.split()
-            if len(parts) >= 2 and not parts[0].startswith("#"):
-                values[parts[0]] = parts[1]
+            if line.lstrip().startswith("#"):
+                continue
+            if separator == "=":
+                key, sep, value = line.partition("=")
+                if sep:
+                    values[key.strip()] = value.strip()
+            else:
+                parts = line.split()
+                if len(parts) >= 2:
+                    values[parts[0]] = parts[1]
     return values
