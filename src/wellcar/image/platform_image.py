@@ -1,0 +1,181 @@
+"""Per-platform images from one finished build (``wellcar build --platform P``).
+
+Works on a build's output directory (``disk.img``, ``version.txt``) without rebuilding
+the OS: the disk is copied (sparse), its OEM partition is written with the platform's
+files (wellcar.image.platforms.oem_files), its boot entries get the platform's command
+line, and the result is converted and checked (wellcar.image.disk_formats). Outputs go
+to ``<build>/platforms/<platform>.<ext>`` with a ``SHA256SUMS`` of their own, so the
+build's own SHA256SUMS (what a release reads) is left as it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from uuid import UUID
+
+from wellcar.disk import DiskError, read_gpt
+
+from .disk_formats import ConvertedImage, convert
+from .errors import ImageContentError
+from .filesystems import make_ext4
+from .platforms import Platform, oem_files, platform_command_line, platform_kernel_arguments
+from .tools import run_tool
+
+STEP = "platform"
+PLATFORMS_DIR = "platforms"
+SUMS = "SHA256SUMS"
+ENTRIES_DIR = "loader/entries"
+EXT4_UUID_OFFSET = 1024 + 0x68  # superblock at 1 KiB, s_uuid at 0x68
+# Reported per platform: (platform name, index from 0, number of platforms).
+PlatformCallback = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class PlatformImage:
+    platform: Platform
+    image: ConvertedImage
+    seconds: float  # from the build's disk.img to the checked output
+
+    @property
+    def files(self) -> tuple[Path, ...]:
+        return (self.image.path, *self.image.extra)
+
+
+@dataclass(frozen=True)
+class BuildInfo:
+    version: str
+    epoch: int
+
+
+def read_build_info(build_dir: Path) -> BuildInfo:
+    """Version and SOURCE_DATE_EPOCH from a build's version.txt (keys under the brand's
+    prefix, as wellcar.image.build.render_version_txt writes them)."""
+    path = build_dir / "version.txt"
+    if not (build_dir / "disk.img").is_file() or not path.is_file():
+        raise ImageContentError(STEP, f"{build_dir} is not a finished build (no disk.img "
+                                "or version.txt)")  # fmt: skip
+    values = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        key, _, value = line.partition("=")
+        values[key.split("_", 1)[-1]] = value.strip().strip('"')
+    try:
+        return BuildInfo(values["VERSION"], int(values["SOURCE_DATE_EPOCH"]))
+    except (KeyError, ValueError):
+        raise ImageContentError(STEP, f"{path} lacks _VERSION= or _SOURCE_DATE_EPOCH=") from None
+
+
+def _mtools(image_at: str) -> tuple[list[str], dict[str, str]]:
+    return ["-i", image_at], {"MTOOLS_SKIP_CHECK": "1"}
+
+
+def rewrite_boot_entries(disk: Path, esp_offset: int, extra: tuple[str, ...], work: Path,
+                         log: Path | None) -> list[str]:  # fmt: skip
+    """Apply the platform's words to the ``options`` line of every boot entry in the ESP
+    (inside ``disk`` at ``esp_offset``); returns the new command lines."""
+    image, env = _mtools(f"{disk}@@{esp_offset}")
+    names = run_tool(STEP, ["mdir", "-b", *image, f"::/{ENTRIES_DIR}"], log=log, env=env)
+    lines = []
+    for entry in sorted(n.strip() for n in names.splitlines() if n.strip().endswith(".conf")):
+        name = entry.rsplit("/", 1)[-1]
+        text = run_tool(STEP, ["mtype", *image, f"::/{ENTRIES_DIR}/{name}"], log=None, env=env)
+        out = []
+        for line in text.splitlines():
+            key, _, value = line.partition(" ")
+            if key == "options":
+                line = f"options {platform_command_line(value.strip(), extra)}"
+                lines.append(line.removeprefix("options "))
+            out.append(line)
+        local = work / name
+        local.write_text("\n".join(out) + "\n", encoding="utf-8")
+        run_tool(STEP, ["mcopy", "-o", *image, str(local), f"::/{ENTRIES_DIR}/{name}"],
+                 log=log, env=env)  # fmt: skip
+    if not lines:
+        raise ImageContentError(STEP, f"no boot entry with an options line in {disk}")
+    return lines
+
+
+def _ext4_uuid(disk: Path, offset: int) -> UUID:
+    with disk.open("rb") as f:
+        f.seek(offset + EXT4_UUID_OFFSET)
+        return UUID(bytes=f.read(16))
+
+
+def write_oem(disk: Path, platform: Platform, info: BuildInfo, work: Path,
+              log: Path | None) -> None:  # fmt: skip
+    """A new OEM ext4 (same UUID and label as the build's) holding the platform's files."""
+    try:
+        part = read_gpt(disk).partition_labelled("OEM")
+    except DiskError as exc:
+        raise ImageContentError(STEP, str(exc)) from exc
+    tree = work / "oem"
+    tree.mkdir()
+    for name, text in oem_files(platform, info.version).items():
+        (tree / name).write_text(text, encoding="utf-8")
+        os.utime(tree / name, (info.epoch, info.epoch))
+    os.utime(tree, (info.epoch, info.epoch))
+    image = work / "oem.img"
+    make_ext4(image, part.byte_size, label="OEM", fs_uuid=_ext4_uuid(disk, part.byte_offset),
+              epoch=info.epoch, source=tree, log=log)  # fmt: skip
+    with image.open("rb") as src, disk.open("r+b") as dst:
+        dst.seek(part.byte_offset)
+        shutil.copyfileobj(src, dst, 1 << 20)
+
+
+def make_platform_image(build_dir: Path, platform: Platform, *, log: Path | None = None,
+                        info: BuildInfo | None = None) -> PlatformImage:  # fmt: skip
+    started = time.perf_counter()
+    info = info or read_build_info(build_dir)
+    out = build_dir / PLATFORMS_DIR
+    work = out / f".work-{platform.name}"
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    try:
+        raw = work / f"{platform.name}.raw"
+        run_tool(STEP, ["cp", "--sparse=always", "--reflink=auto", str(build_dir / "disk.img"),
+                        str(raw)], log=log)  # fmt: skip
+        write_oem(raw, platform, info, work, log)
+        try:
+            esp = read_gpt(raw).partition_labelled("EFI-SYSTEM")
+        except DiskError as exc:
+            raise ImageContentError(STEP, str(exc)) from exc
+        rewrite_boot_entries(raw, esp.byte_offset, platform_kernel_arguments(platform), work,
+                             log)  # fmt: skip
+        converted = convert(raw, out / platform.name, platform.image_format,
+                            name=f"{platform.name}-{info.version}", log=log)  # fmt: skip
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return PlatformImage(platform, converted, time.perf_counter() - started)
+
+
+def _sha256(path: Path) -> str:
+    with path.open("rb") as src:
+        return hashlib.file_digest(src, "sha256").hexdigest()
+
+
+def make_platform_images(
+    build_dir: Path,
+    platforms: Sequence[Platform],
+    *,
+    on_platform: PlatformCallback | None = None,
+    log: Path | None = None,
+) -> list[PlatformImage]:
+    """All of ``platforms`` from one build, then ``platforms/SHA256SUMS`` over every
+    platform file present."""
+    info = read_build_info(build_dir)
+    made = []
+    for index, platform in enumerate(platforms):
+        if on_platform is not None:
+            on_platform(platform.name, index, len(platforms))
+        made.append(make_platform_image(build_dir, platform, log=log, info=info))
+    out = build_dir / PLATFORMS_DIR
+    present = sorted(p for p in out.iterdir() if p.is_file() and p.name != SUMS)
+    sums = "".join(f"{_sha256(p)}  {p.name}\n" for p in present)
+    (out / SUMS).write_text(sums, encoding="utf-8")
+    return made
