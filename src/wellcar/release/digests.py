@@ -166,6 +166,46 @@ def _parse(text: str, where: Path) -> _Parsed:
     return parsed
 
 
+@dataclass(frozen=True)
+class SignedDigests:
+    """A DIGESTS whose signature verified: the release it names (None: format 1, allowed
+    by the caller) and the hashes it lists, name -> hex digest."""
+
+    identity: ReleaseIdentity | None
+    sha256: dict[str, str]
+    sha512: dict[str, str]
+
+
+def read_signed_digests(
+    text: bytes, blob: bytes, trusted: TrustedKeys, where: Path, *, allow_unbound: bool = False
+) -> SignedDigests:
+    """Check DIGESTS' signature and read it (for readers that do not hold the files in a
+    directory, such as `wellcar install` streaming an image). ``where`` names it in
+    messages."""
+    try:
+        trusted.verify(hashlib.sha256(text).digest(), decode_signatures(blob))
+    except PayloadError as exc:
+        raise DigestsError(f"{where}: {exc}") from None
+    try:
+        parsed = _parse(text.decode("utf-8"), where)
+    except UnicodeDecodeError:
+        raise DigestsError(f"{where} is not UTF-8 text") from None
+    if not parsed.bound:
+        if not allow_unbound:
+            raise DigestsError(
+                f"{where} is an old DIGESTS that does not name its release (made before "
+                "DIGESTS named it): its signature cannot tell this release from another; check the "
+                "release's TUF targets instead, or pass --allow-unbound to check only that "
+                "the files match it"
+            )
+        return SignedDigests(None, parsed.sha256, parsed.sha512)
+    missing = [f for f in FIELDS if not parsed.fields.get(f)]
+    if missing:
+        raise DigestsError(f"{where} does not name the release's {', '.join(missing)}")
+    identity = ReleaseIdentity(**{f: parsed.fields[f] for f in FIELDS})
+    return SignedDigests(identity, parsed.sha256, parsed.sha512)
+
+
 def check_digests(
     directory: Path,
     trusted: TrustedKeys,
@@ -188,33 +228,15 @@ def check_digests(
         raise DigestsError(
             f"{exc.filename}: {exc.strerror}; download DIGESTS and DIGESTS.sig with the files"
         ) from None
-    try:
-        trusted.verify(hashlib.sha256(text).digest(), decode_signatures(blob))
-    except PayloadError as exc:
-        raise DigestsError(f"{path}: {exc}") from None
-    try:
-        parsed = _parse(text.decode("utf-8"), path)
-    except UnicodeDecodeError:
-        raise DigestsError(f"{path} is not UTF-8 text") from None
+    parsed = read_signed_digests(text, blob, trusted, path, allow_unbound=allow_unbound)
     asked = expected or Expected()
     derived = expected_from_path(directory)
     want = {f: getattr(asked, f) or getattr(derived, f) for f in FIELDS}
-    identity: ReleaseIdentity | None = None
+    identity = parsed.identity
     unchecked: list[str] = []
-    if not parsed.bound:
-        if not allow_unbound:
-            raise DigestsError(
-                f"{path} is an old DIGESTS that does not name its release (made before "
-                "DIGESTS named it): its signature cannot tell this release from another; check the "
-                "release's TUF targets instead, or pass --allow-unbound to check only that "
-                "the files match it"
-            )
+    if identity is None:
         unchecked = list(FIELDS)
     else:
-        missing = [f for f in FIELDS if not parsed.fields.get(f)]
-        if missing:
-            raise DigestsError(f"{path} does not name the release's {', '.join(missing)}")
-        identity = ReleaseIdentity(**{f: parsed.fields[f] for f in FIELDS})
         if want["version"] is None:
             raise DigestsError(
                 f"cannot tell which version {directory} should be (its name is not a "
