@@ -25,7 +25,7 @@ from wellcar.agent.config import load_config
 from wellcar.agent.daemon import UpdateAgent
 from wellcar.agent.health import CommandResult
 from wellcar.agent.node_identity import load_identity
-from wellcar.agent.slot_backend import FileSlotBackend
+from wellcar.agent.simulated_node import FileSlotBackend
 from wellcar.payload.targets import RegionWriter
 
 

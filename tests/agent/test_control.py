@@ -40,7 +40,7 @@ from wellcar.agent.control import (
 )
 from wellcar.agent.daemon import UpdateAgent
 from wellcar.agent.node_identity import NodeIdentity
-from wellcar.agent.slot_backend import FileSlotBackend
+from wellcar.agent.simulated_node import FileSlotBackend
 from wellcar.agent.state import UpdateState
 from wellcar.disk import DiskLayout, GptPrio, Slot, SlotState, create_disk_image
 from wellcar.disk.sizes import MiB

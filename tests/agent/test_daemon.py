@@ -20,13 +20,20 @@ from wellcar.agent.config import AgentConfig, RebootStrategy
 from wellcar.agent.daemon import CheckResult, UpdateAgent
 from wellcar.agent.health import CommandResult
 from wellcar.agent.node_identity import NodeIdentity
-from wellcar.agent.slot_backend import FileSlotBackend
+from wellcar.agent.simulated_node import FileSlotBackend
 from wellcar.agent.state import UpdateState
-from wellcar.disk import DiskLayout, GptPrio, Slot, SlotState, SlotTable, create_disk_image
+from wellcar.disk import (
+    DiskLayout,
+    GptPrio,
+    Slot,
+    SlotState,
+    SlotTable,
+    UsrVerity,
+    create_disk_image,
+)
 from wellcar.omaha.codes import split_error_code
 from wellcar.omaha.parse import parse_request
 from wellcar.payload.generate import GenerateOptions, PayloadInputs, generate_payload
-from wellcar.payload.manifest import UsrVerity
 from wellcar.payload.signing import KeyAlgorithm, generate_key, load_signing_key, write_key_pair
 from wellcar.payload.slot_install import slot_region
 

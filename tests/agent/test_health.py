@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from wellcar.agent.block_device_backend import BlockDeviceSlotBackend, HostPaths
 from wellcar.agent.health import (
     DEFAULT_AGENT_UNIT,
     BootAssessor,
@@ -23,12 +24,7 @@ from wellcar.agent.health import (
     SystemdRunner,
     assess_boot,
 )
-from wellcar.agent.slot_backend import (
-    BlockDeviceSlotBackend,
-    FileSlotBackend,
-    HostPaths,
-    SimulatedBoot,
-)
+from wellcar.agent.simulated_node import FileSlotBackend, SimulatedBoot
 from wellcar.disk import (
     USR_A_UUID,
     USR_B_UUID,

@@ -12,31 +12,21 @@ from pathlib import Path
 
 import pytest
 
-from wellcar.agent.slot_backend import (
+from wellcar.agent.block_device_backend import BlockDeviceSlotBackend, HostPaths
+from wellcar.agent.esp_boot_files import EspBootFiles
+from wellcar.agent.simulated_node import FileSlotBackend
+from wellcar.agent.slot_backend import NodeNotPoweredOnError, SlotDiskNotFoundError
+from wellcar.agent.slot_disk import (
     BlockDeviceGpt,
-    BlockDeviceSlotBackend,
-    BootedSlotUnknownError,
-    BootEntry,
-    BootEntryError,
-    BootEntryName,
-    EspBootFiles,
-    FileSlotBackend,
-    HostPaths,
-    NodeNotPoweredOnError,
-    SlotDiskNotFoundError,
-    boot_entry_file_name,
-    booted_slot_from_cmdline,
-    parse_boot_entry_file_name,
-    parse_kernel_cmdline,
-    render_boot_entry,
     slot_disk_from_lsblk,
     slot_disk_from_partlabel_links,
-    slot_kernel_options,
 )
 from wellcar.disk import (
     USR_A_UUID,
     USR_B_UUID,
     AttributeUpdate,
+    BootedSlotUnknownError,
+    BootEntryError,
     DiskLayout,
     GptPrio,
     HeaderCopy,
@@ -44,13 +34,23 @@ from wellcar.disk import (
     Slot,
     SlotState,
     SlotTable,
+    UsrVerity,
     create_disk_image,
     read_gpt,
     write_partition_attributes,
 )
+from wellcar.disk.boot_entries import (
+    BootEntry,
+    BootEntryName,
+    boot_entry_file_name,
+    booted_slot_from_cmdline,
+    parse_boot_entry_file_name,
+    parse_kernel_cmdline,
+    render_boot_entry,
+    slot_kernel_options,
+)
 from wellcar.disk.sizes import MiB
 from wellcar.payload.generate import GenerateOptions, PayloadInputs, generate_payload
-from wellcar.payload.manifest import UsrVerity
 from wellcar.payload.reader import file_opener
 from wellcar.payload.slot_install import install_into_slot
 
@@ -591,6 +591,11 @@ def test_the_block_backend_through_an_update_with_systemd_boot_counting(
     (paths.proc / "cmdline").write_text(
         CMDLINE_A.replace(str(USR_A_UUID), str(USR_B_UUID)).replace("slot=a", "slot=b")
     )
+    # Reading the table never writes what the firmware trusts; reconcile() does, once.
+    before = read_gpt(image)
+    assert backend.slot_table().slot(Slot.B).prio == GptPrio(2, 1, False)
+    assert read_gpt(image) == before
+    backend.reconcile()
     table = backend.slot_table()
     assert table.active is Slot.B
     info = table.slot(Slot.B)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from wellcar.disk import UsrVerity
 from wellcar.payload.apply import ApplyResult, ApplySources, ApplyTargets, apply_payload
 from wellcar.payload.errors import (
     PayloadError,
@@ -28,7 +29,6 @@ from wellcar.payload.manifest import (
     InstallOperation,
     Manifest,
     OpType,
-    UsrVerity,
     decode_signatures,
 )
 from wellcar.payload.operations import encode_bsdiff, encode_bz2, encode_zstd, encode_zstd_patch

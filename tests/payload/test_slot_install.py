@@ -13,11 +13,11 @@ from wellcar.disk import (
     SlotState,
     SlotStateError,
     SlotTable,
+    UsrVerity,
     create_disk_image,
 )
 from wellcar.payload.errors import PayloadError, PayloadIntegrityError
 from wellcar.payload.generate import PayloadInputs, generate_payload
-from wellcar.payload.manifest import UsrVerity
 from wellcar.payload.reader import file_opener
 from wellcar.payload.slot_install import install_into_slot, slot_region
 

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from wellcar.disk import UsrVerity
 from wellcar.payload.errors import PayloadFormatError
 from wellcar.payload.manifest import (
     Extent,
@@ -17,7 +18,6 @@ from wellcar.payload.manifest import (
     ProcedureType,
     Signature,
     Signatures,
-    UsrVerity,
     decode_manifest,
     decode_signatures,
     encode_manifest,
@@ -328,19 +328,3 @@ def test_usr_verity_hash_tree_must_lie_inside_the_new_usr() -> None:
     with pytest.raises(PayloadFormatError, match="not inside"):
         decode_manifest(verity + base)
     assert decode_manifest(base + _verity_field(_verity_message(offset=4096))).usr_verity
-
-
-@pytest.mark.parametrize(
-    ("root_hash", "offset", "message"),
-    [
-        ("A" * 64, 4096, "not 64 lowercase hex digits"),
-        ("a" * 63, 4096, "not 64 lowercase hex digits"),
-        ("g" * 64, 4096, "not 64 lowercase hex digits"),
-        ("a" * 64, -4096, "not a positive multiple of 4096"),
-        ("a" * 64, 100, "not a positive multiple of 4096"),
-        ("a" * 64, 1 << 64, "not a positive multiple of 4096"),
-    ],
-)
-def test_usr_verity_checks_its_values(root_hash: str, offset: int, message: str) -> None:
-    with pytest.raises(PayloadFormatError, match=message):
-        UsrVerity(root_hash, offset)

@@ -34,11 +34,10 @@ from typing import TypeVar
 import pytest
 
 from wellcar.cli.api_client import ApiClient
-from wellcar.disk import USR_A_UUID, USR_B_UUID
+from wellcar.disk import USR_A_UUID, USR_B_UUID, UsrVerity
 from wellcar.image.dev_keys import DevKeys
 from wellcar.omaha.model import FLATCAR_APP_ID
 from wellcar.payload.generate import GenerateOptions, PayloadInputs, generate_payload
-from wellcar.payload.manifest import UsrVerity
 from wellcar.payload.signing import load_signing_key
 from wellcar.release.build_dir import REQUIRED, SUMS, parse_version_txt, sha256_file
 from wellcar.release.create import ReleaseInputs, create_release

@@ -376,6 +376,8 @@ class BootAssessor:
             self._sleep(self._check.poll_interval)
 
     def assess(self) -> BootReport:
+        # First of all: what the firmware recorded about this boot goes into the GPT bits.
+        self._backend.reconcile()
         boot_id = self._backend.boot_id()
         state = self._load_state()
         if state.boot_id == boot_id and state.report is not None:

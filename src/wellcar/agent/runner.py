@@ -19,18 +19,15 @@ from pathlib import Path
 from types import FrameType
 
 from wellcar.agent.assemble import build_parts, required_keys
+from wellcar.agent.block_device_backend import BlockDeviceSlotBackend
 from wellcar.agent.config import AgentConfig, load_config
 from wellcar.agent.control import AgentService, ControlError
 from wellcar.agent.daemon import AgentParts, UpdateAgent
 from wellcar.agent.errors import AgentError
 from wellcar.agent.node_identity import MACHINE_ID_PATH, NodeIdentity
 from wellcar.agent.node_identity import load_identity as load_node_identity
-from wellcar.agent.slot_backend import (
-    BlockDeviceSlotBackend,
-    FileSlotBackend,
-    SlotBackend,
-    SlotBackendError,
-)
+from wellcar.agent.simulated_node import FileSlotBackend
+from wellcar.agent.slot_backend import SlotBackend, SlotBackendError
 from wellcar.agent.supervisor import FatalStartError, StartupGate
 from wellcar.disk import DiskError, read_gpt
 from wellcar.logline import LOG_FORMATS, LOG_LEVELS, configure_logging, log_fields

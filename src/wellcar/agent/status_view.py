@@ -12,11 +12,11 @@ Standard library and the agent's own modules only: this runs on the node's pytho
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from wellcar.agent.block_device_backend import BlockDeviceSlotBackend
 from wellcar.agent.config import AgentConfig, default_state_dir, load_config
 from wellcar.agent.control import (
     AgentNotRunningError,
@@ -28,7 +28,7 @@ from wellcar.agent.control import (
     status_document,
 )
 from wellcar.agent.errors import ConfigError
-from wellcar.agent.slot_backend import BlockDeviceGpt, BlockDeviceSlotBackend, FileSlotBackend
+from wellcar.agent.simulated_node import FileSlotBackend
 from wellcar.agent.state import UpdateState, update_engine_operation
 from wellcar.agent.status_store import StatusStore
 from wellcar.disk import SlotInfo, SlotTable
@@ -73,10 +73,7 @@ def _read_only_slots(
 
         return read_slots(slots)
     machine = BlockDeviceSlotBackend(state_dir=config.state_dir, brand=config.brand)
-    read: Callable[[], tuple[SlotInfo, SlotInfo]] = lambda: SlotTable(  # noqa: E731
-        BlockDeviceGpt(machine.disk()), machine.status_path, active=machine.booted_slot()
-    ).slots()
-    return read_slots(read)
+    return read_slots(lambda: machine.slot_table().slots())  # reading never writes
 
 
 def _saved_document(

@@ -36,6 +36,7 @@ from wellcar.disk import (
     parse_size,
     read_gpt,
 )
+from wellcar.disk.boot_entries import plain_usr_option
 from wellcar.disk.gpt import LEGACY_BIOS_BOOTABLE_BIT
 from wellcar.disk.partition_types import FLATCAR_USR
 
@@ -320,7 +321,7 @@ def next_boot(image: ImageArg, status_file: StatusFile = None, as_json: AsJson =
         slots = SlotTable.for_image(image, status_file)
         result = slots.boot_next()
         partition = slots.partition(result.slot)
-    cmdline = f"mount.usr=PARTUUID={str(partition.unique_guid).lower()}"
+    cmdline = plain_usr_option(partition.unique_guid)
     if as_json:
         emit_json({
             "slot": result.slot.value, "partition": partition.number, "label": partition.label,

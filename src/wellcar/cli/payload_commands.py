@@ -24,14 +24,13 @@ from rich.progress import (
 from rich.table import Table
 
 from wellcar.cli.output import err, fail, out
-from wellcar.disk import DiskError, Slot, SlotTable
+from wellcar.disk import DiskError, Slot, SlotTable, UsrVerity, UsrVerityError
 from wellcar.keyfiles import key_pair_paths
 from wellcar.payload.apply import ApplySources, ApplyTargets, apply_payload
-from wellcar.payload.errors import PayloadError, PayloadFormatError
+from wellcar.payload.errors import PayloadError
 from wellcar.payload.generate import GenerateOptions, PayloadInputs, generate_payload
 from wellcar.payload.http_source import http_opener
 from wellcar.payload.inspect import describe_payload, verify_payload
-from wellcar.payload.manifest import UsrVerity
 from wellcar.payload.reader import Opener, file_opener
 from wellcar.payload.resume import CheckpointFile
 from wellcar.payload.signing import (
@@ -144,7 +143,7 @@ def parse_usr_verity(text: str) -> UsrVerity:
         )
     try:
         return UsrVerity(root_hash.lower(), int(offset))
-    except PayloadFormatError as exc:
+    except UsrVerityError as exc:
         fail(f"--usr-verity: {exc}")
 
 

@@ -3,16 +3,20 @@
 - ``layout``: the partition table as data (:class:`DiskLayout`, :class:`Slot`);
 - ``gpt`` / ``gpt_image``: the GPT format and reading/writing it in an image file;
 - ``gptprio``: the attribute bits, GRUB's ``gptprio.next`` and cgpt's ``prioritize``;
-- ``slots`` / ``slot_status``: the slot model and its status file.
+- ``slots`` / ``slot_status``: the slot model and its status file;
+- ``boot_entries`` / ``usr_verity``: the boot contract (ESP files, entries, kernel command
+  lines, which slot booted) and a slot's dm-verity parameters.
 
 See docs/disk.md.
 """
 
 from __future__ import annotations
 
-from .boot_hint import slot_from_boot_hint
+from .boot_entries import slot_from_boot_hint
 from .disk_image import create_disk_image, derive_guid
 from .errors import (
+    BootedSlotUnknownError,
+    BootEntryError,
     DiskError,
     GptCorruptError,
     GptHeaderError,
@@ -26,6 +30,7 @@ from .errors import (
     PartitionNotFoundError,
     SlotStateError,
     SlotStatusError,
+    UsrVerityError,
 )
 from .gpt import AttributeUpdate, Partition
 from .gpt_image import GptDisk, HeaderCopy, read_gpt, repair_gpt, write_partition_attributes
@@ -62,6 +67,7 @@ from .slots import (
     derive_state,
     slot_partition,
 )
+from .usr_verity import UsrVerity
 
 __all__ = [
     "SECTOR_SIZE",
@@ -71,7 +77,9 @@ __all__ = [
     "USR_B_UUID",
     "AttributeUpdate",
     "BootChoice",
+    "BootEntryError",
     "BootResult",
+    "BootedSlotUnknownError",
     "ContentPhase",
     "DiskError",
     "DiskLayout",
@@ -104,6 +112,8 @@ __all__ = [
     "SlotStatus",
     "SlotStatusError",
     "SlotTable",
+    "UsrVerity",
+    "UsrVerityError",
     "create_disk_image",
     "default_status_path",
     "derive_guid",

@@ -62,3 +62,16 @@ class SlotStateError(DiskError):
 
 class SlotStatusError(DiskError):
     """The slot-status file is unreadable, malformed or belongs to another disk."""
+
+
+class UsrVerityError(DiskError, ValueError):
+    """A /usr dm-verity root hash or hash offset is malformed."""
+
+
+class BootEntryError(DiskError, ValueError):
+    """A boot entry or kernel command line cannot be written safely or read back
+    (a newline, a bad digest, a malformed entry file)."""
+
+
+class BootedSlotUnknownError(DiskError):
+    """The kernel command line does not say which /usr slot was booted."""

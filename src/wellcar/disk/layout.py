@@ -39,6 +39,10 @@ ESP_ATTRIBUTES = 1 << LEGACY_BIOS_BOOTABLE_BIT
 _ALIGNMENT_SECTORS = ALIGNMENT // SECTOR_SIZE
 
 
+# The writable root file system: the boot entries find it by this label.
+ROOT_LABEL = "ROOT"
+
+
 class Slot(StrEnum):
     """The two /usr slots."""
 
@@ -163,7 +167,7 @@ class DiskLayout:
             PartitionSpec(7, "OEM-CONFIG", FLATCAR_RESERVED, self.oem_config_size,
                           Filesystem.NONE),
             PartitionSpec(8, "(reserved)", UNUSED, 0, Filesystem.NONE),
-            PartitionSpec(9, "ROOT", FLATCAR_RESIZE, self.root_size, Filesystem.EXT4),
+            PartitionSpec(9, ROOT_LABEL, FLATCAR_RESIZE, self.root_size, Filesystem.EXT4),
         )  # fmt: skip
 
     def minimum_disk_size(self) -> int:

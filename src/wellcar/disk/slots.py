@@ -20,7 +20,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
-from .boot_hint import slot_from_boot_hint
+from .boot_entries import slot_from_boot_hint
 from .errors import (
     InvalidAttributeError,
     NoBootablePartitionError,

@@ -16,9 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from wellcar.disk import UsrVerity
 from wellcar.payload.errors import PayloadError
 from wellcar.payload.generate import GenerateOptions, PayloadInputs, generate_payload
-from wellcar.payload.manifest import UsrVerity
 from wellcar.payload.signing import SigningKey, load_signing_key
 
 from .branding import apply_branding, capture_etc_defaults

@@ -20,6 +20,7 @@ from wellcar.disk import (
     DiskError,
     DiskLayout,
     Slot,
+    UsrVerity,
     create_disk_image,
     slot_partition,
 )
@@ -109,7 +110,7 @@ def assemble_disk(
             f"/usr image and hash tree ({usr.total_size} bytes) do not fit USR-A "
             f"({usr_a.byte_size} bytes); raise usr-size",
         )
-    boot = SlotBoot(Slot.A, kernel, initrd, USR_A_UUID, usr.root_hash, usr.data_size)
+    boot = SlotBoot(Slot.A, kernel, initrd, USR_A_UUID, UsrVerity(usr.root_hash, usr.data_size))
     work.mkdir(parents=True, exist_ok=True)
     esp_img = work / "esp.img"
     build_esp(esp_img, esp_part.byte_size, settings, [boot], work=work, log=log)

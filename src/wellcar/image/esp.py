@@ -12,7 +12,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from uuid import UUID
 
-from wellcar.disk import Slot
+from wellcar.disk import BootEntryError, Slot, UsrVerity
+from wellcar.disk.boot_entries import (
+    FALLBACK_LOADER,
+    IMAGE_BASE_OPTIONS,
+    LOADER_CONF,
+    LOADER_ENTRIES,
+    SYSTEMD_BOOT_LOADER,
+    boot_entry_file_name,
+    esp_directories,
+    render_boot_entry,
+    render_loader_conf,
+    slot_boot_entry,
+    slot_boot_files,
+)
 
 from .errors import ImageContentError
 from .filesystems import fat_copy, fat_mkdirs, make_vfat
@@ -29,62 +42,22 @@ class SlotBoot:
     kernel: Path
     initrd: Path | None
     usr_partuuid: UUID
-    root_hash: str
-    hash_offset: int  # bytes from the start of the partition to the verity hash area
-
-
-def kernel_command_line(boot: SlotBoot) -> str:
-    """Select the slot's /usr and its verity parameters, in the words the image's initrd
-    reads (``verity.usr=``, ``verity.usrhash=`` as Flatcar's, plus ``verity.usroffset=``
-    for the hash area inside the partition) and that the agent writes for the other slot.
-
-    systemd's spellings (``usrhash=``, ``mount.usr=``) are left out on purpose: the
-    booted system's systemd-veritysetup-generator would try to open the already open
-    device again and fail a unit on every boot. ``panic=10`` makes the initrd reboot
-    (and boot counting fall back) instead of waiting at a rescue shell.
-    """
-    usr = f"PARTUUID={boot.usr_partuuid}"
-    return " ".join((
-        f"verity.usr={usr}",
-        f"verity.usrhash={boot.root_hash}",
-        f"verity.usroffset={boot.hash_offset}",
-        f"wellcar.slot={boot.slot.value.lower()}",
-        "root=PARTLABEL=ROOT",
-        "rootfstype=ext4",
-        "rw",
-        "console=ttyS0",
-        "panic=10",
-    ))  # fmt: skip
-
-
-def slot_files(brand_id: str, slot: Slot) -> tuple[str, str]:
-    letter = slot.value.lower()
-    return f"EFI/{brand_id}/vmlinuz-{letter}", f"EFI/{brand_id}/initrd-{letter}"
-
-
-def entry_name(brand_id: str, slot: Slot) -> str:
-    return f"{brand_id}-{slot.value.lower()}.conf"
+    verity: UsrVerity
 
 
 def render_entry(settings: BuildSettings, boot: SlotBoot) -> str:
-    kernel, initrd = slot_files(settings.brand.id, boot.slot)
-    lines = [
-        f"title {settings.brand.pretty_name} {settings.version} ({boot.slot.label})",
-        f"version {settings.version}",
-        f"sort-key {settings.brand.id}",
-        f"linux /{kernel}",
-    ]
-    if boot.initrd is not None:
-        lines.append(f"initrd /{initrd}")
-    lines.append(f"options {kernel_command_line(boot)}")
-    return "\n".join(lines) + "\n"
-
-
-def render_loader_conf() -> str:
-    """No ``default``: systemd-boot then boots the first entry in its order (sort-key,
-    then newest version first, entries out of tries last), which is what lets the agent
-    switch slots by writing entries alone. No menu wait either; a key press shows it."""
-    return "timeout 0\nconsole-mode keep\n"
+    """The slot's entry, as the agent writes it for an update (wellcar.disk.boot_entries)."""
+    entry = slot_boot_entry(
+        brand=settings.brand.id,
+        title=settings.brand.pretty_name,
+        version=str(settings.version),
+        slot=boot.slot,
+        partuuid=boot.usr_partuuid,
+        verity=boot.verity,
+        base_options=IMAGE_BASE_OPTIONS,
+        with_initrd=boot.initrd is not None,
+    )
+    return render_boot_entry(entry)
 
 
 def build_esp(
@@ -103,28 +76,28 @@ def build_esp(
     brand_id, epoch = settings.brand.id, settings.epoch
     volume_id = settings.derived_uuid("esp").hex[:8]
     make_vfat(image, size, label="EFI-SYSTEM", volume_id=volume_id, log=log)
-    fat_mkdirs(
-        image,
-        ["EFI", "EFI/BOOT", "EFI/systemd", f"EFI/{brand_id}", "loader", "loader/entries"],
-        epoch=epoch,
-        log=log,
-    )
+    fat_mkdirs(image, list(esp_directories(brand_id)), epoch=epoch, log=log)
     staging = work / "esp"
     if staging.exists():
         shutil.rmtree(staging)
     staging.mkdir(parents=True)
     loader = staging / "systemd-bootx64.efi"
     shutil.copyfile(bootloader, loader)
-    fat_copy(image, loader, "EFI/BOOT/BOOTX64.EFI", epoch=epoch, log=log)
-    fat_copy(image, loader, "EFI/systemd/systemd-bootx64.efi", epoch=epoch, log=log)
+    fat_copy(image, loader, FALLBACK_LOADER, epoch=epoch, log=log)
+    fat_copy(image, loader, SYSTEMD_BOOT_LOADER, epoch=epoch, log=log)
     loader_conf = staging / "loader.conf"
     loader_conf.write_text(render_loader_conf(), encoding="utf-8")
-    fat_copy(image, loader_conf, "loader/loader.conf", epoch=epoch, log=log)
+    fat_copy(image, loader_conf, LOADER_CONF, epoch=epoch, log=log)
     for boot in boots:
-        kernel_path, initrd_path = slot_files(brand_id, boot.slot)
-        fat_copy(image, boot.kernel, kernel_path, epoch=epoch, log=log)
+        files = slot_boot_files(brand_id, boot.slot)
+        fat_copy(image, boot.kernel, files.kernel, epoch=epoch, log=log)
         if boot.initrd is not None:
-            fat_copy(image, boot.initrd, initrd_path, epoch=epoch, log=log)
-        entry = staging / entry_name(brand_id, boot.slot)
-        entry.write_text(render_entry(settings, boot), encoding="utf-8")
-        fat_copy(image, entry, f"loader/entries/{entry.name}", epoch=epoch, log=log)
+            fat_copy(image, boot.initrd, files.initrd, epoch=epoch, log=log)
+        try:
+            text = render_entry(settings, boot)
+        except BootEntryError as exc:
+            raise ImageContentError("esp", str(exc)) from exc
+        # Without a counter: the image's own slot is good from its first boot.
+        entry = staging / boot_entry_file_name(brand_id, boot.slot)
+        entry.write_text(text, encoding="utf-8")
+        fat_copy(image, entry, f"{LOADER_ENTRIES}/{entry.name}", epoch=epoch, log=log)

@@ -27,6 +27,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from wellcar.disk import UsrVerity
 from wellcar.payload.errors import (
     PayloadError,
     PayloadIntegrityError,
@@ -43,7 +44,6 @@ from wellcar.payload.manifest import (
     InstallOperation,
     OpType,
     ProcedureType,
-    UsrVerity,
     decode_signatures,
 )
 from wellcar.payload.operations import decode_operation

@@ -23,6 +23,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from wellcar.disk import UsrVerity
 from wellcar.payload.errors import PayloadError, TargetError
 from wellcar.payload.manifest import (
     BLOCK_SIZE,
@@ -33,7 +34,6 @@ from wellcar.payload.manifest import (
     Manifest,
     OpType,
     ProcedureType,
-    UsrVerity,
 )
 from wellcar.payload.operations import (
     encode_bsdiff,

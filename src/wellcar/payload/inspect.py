@@ -12,13 +12,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from wellcar.disk import UsrVerity
 from wellcar.payload.errors import PayloadIntegrityError, PayloadSignatureError
 from wellcar.payload.manifest import (
     InstallInfo,
     InstallOperation,
     Signatures,
     SignatureVersion,
-    UsrVerity,
     decode_signatures,
 )
 from wellcar.payload.reader import PayloadReader, file_opener, read_metadata

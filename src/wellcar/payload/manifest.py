@@ -8,10 +8,10 @@ parameters) use numbers that schema does not use; docs/payload.md lists every fi
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from enum import IntEnum
 
+from wellcar.disk import UsrVerity, UsrVerityError
 from wellcar.payload.errors import PayloadFormatError
 from wellcar.payload.wire import (
     UINT64_MAX,
@@ -25,7 +25,6 @@ BLOCK_SIZE = 4096
 SPARSE_HOLE = UINT64_MAX  # start_block of the dummy operation that covers the signatures
 USR_VERITY_FIELD = 1000  # Wellcar extension; update_engine skips it as an unknown field
 _ROOT_HASH_BYTES = 32  # sha256
-_HEX_ROOT_HASH = re.compile(r"[0-9a-f]{64}")
 
 
 class OpType(IntEnum):
@@ -107,36 +106,6 @@ class InstallProcedure:
     operations: tuple[InstallOperation, ...] = ()
     old_info: InstallInfo | None = None
     new_info: InstallInfo | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class UsrVerity:
-    """How the node boots the /usr a payload carries through dm-verity.
-
-    The /usr content is the erofs image followed by its hash tree (``veritysetup format``
-    with a superblock) starting at byte ``hash_offset``; the boot entry passes both values
-    on the kernel command line. Being in the manifest, they are covered by its signature.
-    """
-
-    root_hash: str  # 64 lowercase hex digits: the sha256 root hash
-    hash_offset: int  # bytes from the start of the partition to the hash tree superblock
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.root_hash, str) or not _HEX_ROOT_HASH.fullmatch(self.root_hash):
-            raise PayloadFormatError(
-                f"usr verity root hash {self.root_hash!r} is not 64 lowercase hex digits "
-                "(the sha256 root hash veritysetup prints)"
-            )
-        if (
-            not isinstance(self.hash_offset, int)
-            or isinstance(self.hash_offset, bool)
-            or not 0 < self.hash_offset <= UINT64_MAX
-            or self.hash_offset % BLOCK_SIZE
-        ):
-            raise PayloadFormatError(
-                f"usr verity hash offset {self.hash_offset!r} is not a positive multiple of "
-                f"{BLOCK_SIZE} (the byte where the hash tree starts in the partition)"
-            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -394,7 +363,10 @@ def _decode_usr_verity(buf: bytes, where: str) -> UsrVerity:
         raise PayloadFormatError(
             f"{where}: root hash is {len(root_hash)} bytes, not {_ROOT_HASH_BYTES} (sha256)"
         )
-    return UsrVerity(root_hash.hex(), hash_offset)  # checks the offset
+    try:
+        return UsrVerity(root_hash.hex(), hash_offset)  # checks the offset
+    except UsrVerityError as exc:
+        raise PayloadFormatError(f"{where}: {exc}") from exc
 
 
 def decode_manifest(buf: bytes, limits: DecodeLimits | None = None) -> Manifest:
