@@ -73,52 +73,6 @@ def test_paths_follow_symlinks_inside_the_root(root: Path) -> None:
     assert (root / "etc/wellcar/update.conf").read_text() == "x"
 
 
-def test_units_contents_dropins_enable_and_mask(root: Path) -> None:
-    lib = root / "usr/lib/systemd/system"
-    lib.mkdir(parents=True)
-    (lib / "docker.socket").write_text("[Socket]\n[Install]\nWantedBy=sockets.target\n")
-    apply(
-        root,
-        v34(systemd={"units": [
-            {"name": "hello.service", "enabled": True,
-             "contents": "[Service]\nExecStart=/bin/true\n[Install]\nWantedBy=multi-user.target\n"
-                         "RequiredBy=app.target\n"},
-            {"name": "docker.socket", "enabled": True},
-            {"name": "docker.service", "dropins": [{"name": "10-debug.conf",
-                                                    "contents": "[Service]\nEnvironment=D=1\n"}]},
-            {"name": "update-engine.service", "mask": True},
-        ]}),
-    )  # fmt: skip
-    etc = root / "etc/systemd/system"
-    assert (etc / "hello.service").read_text().startswith("[Service]")
-    assert os.readlink(etc / "multi-user.target.wants/hello.service") == (
-        "/etc/systemd/system/hello.service"
-    )
-    assert os.readlink(etc / "app.target.requires/hello.service") == (
-        "/etc/systemd/system/hello.service"
-    )
-    assert os.readlink(etc / "sockets.target.wants/docker.socket") == (
-        "/usr/lib/systemd/system/docker.socket"
-    )
-    assert (etc / "docker.service.d/10-debug.conf").read_text() == "[Service]\nEnvironment=D=1\n"
-    assert os.readlink(etc / "update-engine.service") == "/dev/null"
-
-
-def test_disable_removes_wants_links(root: Path) -> None:
-    wants = root / "etc/systemd/system/multi-user.target.wants"
-    wants.mkdir(parents=True)
-    os.symlink("/usr/lib/systemd/system/sshd.service", wants / "sshd.service")
-    apply(root, v34(systemd={"units": [{"name": "sshd.service", "enabled": False}]}))
-    assert not (wants / "sshd.service").is_symlink()
-
-
-def test_enabling_a_unit_that_does_not_exist_fails(root: Path) -> None:
-    before = snapshot(root)
-    with pytest.raises(ConflictError, match=r"\$.systemd.units\[0\].enabled: cannot enable"):
-        apply(root, v34(systemd={"units": [{"name": "nope.service", "enabled": True}]}))
-    assert snapshot(root) == before
-
-
 def test_users_groups_and_ssh_keys(root: Path) -> None:
     (root / "home/core/.ssh").mkdir()
     (root / "home/core/.ssh/authorized_keys").write_text("ssh-ed25519 OLD old@host\n")

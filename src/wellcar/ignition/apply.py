@@ -15,7 +15,7 @@ from wellcar.ignition.nodes import plan_nodes
 from wellcar.ignition.rootfs import TargetRoot
 from wellcar.ignition.steps import MakeDirectory, Ownership, Step, WriteFile
 from wellcar.ignition.types import Config, Filesystem, User
-from wellcar.ignition.units import plan_units
+from wellcar.ignition.units import UnitSwitches, apply_switches, plan_units, rehearse_switches
 from wellcar.ignition.users import Account, AccountDb, check_account_tools, run_account_tools
 
 SSH_KEYS_FRAGMENT = "ignition"  # ~/.ssh/authorized_keys.d/ignition, as on Flatcar
@@ -28,6 +28,7 @@ class Plan:
     filesystems: list[tuple[str, Filesystem]] = field(default_factory=list)
     accounts: AccountDb = field(default_factory=AccountDb)
     steps: list[Step] = field(default_factory=list)
+    units: UnitSwitches = field(default_factory=UnitSwitches)
     warnings: list[str] = field(default_factory=list)
 
 
@@ -76,7 +77,9 @@ def plan_config(config: Config, root: TargetRoot, fetcher: Fetcher) -> Plan:
     if db.commands:
         check_account_tools()
     plan.steps += plan_nodes(config.storage, root, db, fetcher)
-    plan.steps += plan_units(config.systemd.units, root, plan.warnings)
+    unit_steps, plan.units = plan_units(config.systemd.units, config.storage, root, plan.warnings)
+    plan.steps += unit_steps
+    rehearse_switches(plan.units, plan.steps, root)
     return plan
 
 
@@ -109,6 +112,7 @@ def execute(plan: Plan, root: TargetRoot, change_owner: bool) -> None:
         owners = AccountDb.load(root) if change_owner else None
         for step in plan.steps:
             step.run(owners)
+        apply_switches(plan.units, root)
     finally:
         for mountpoint in reversed(mounted):
             subprocess.run(["umount", str(mountpoint)], capture_output=True, check=False)

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 from wellcar.ignition.dataurl import decode_data_url
 from wellcar.ignition.errors import FetchError
+from wellcar.ignition.flatcar_units import refused
 from wellcar.ignition.report import Report
 from wellcar.ignition.types import Config, Group, Owner, Resource, User
 
@@ -229,8 +230,14 @@ def _check_systemd(config: Config, report: Report) -> None:
             report.error(f"{base}.name", f"{unit.name!r} is not a unit name (e.g. foo.service)")
         if unit.contents is not None:
             _check_unit_contents(unit.contents, f"{base}.contents", report)
+            _check_aliases(unit.name, unit.contents, f"{base}.contents", report)
         if unit.mask and unit.enabled:
             report.error(f"{base}.enabled", "a masked unit cannot be enabled")
+        flatcar = refused(unit.name)
+        if flatcar is not None and unit.contents is None:
+            report.error(
+                f"{base}.name", f"{unit.name} is Flatcar's and not on Wellcar: {flatcar.note}"
+            )
         for j, dropin in enumerate(unit.dropins):
             if "/" in dropin.name or not dropin.name.endswith(".conf"):
                 report.error(f"{base}.dropins[{j}].name", "must be a file name ending in .conf")
@@ -258,6 +265,44 @@ def _check_unit_contents(contents: str, path: str, report: Report) -> None:
             report.error(path, f"line {number} is not 'Key=value', a [Section] or a comment")
             return
         continued = stripped.endswith("\\")
+
+
+def install_values(contents: str, key: str) -> list[str]:
+    """The words of every `key=` line in the [Install] section, continued lines joined."""
+    logical: list[str] = []
+    pending = ""
+    for line in contents.splitlines():
+        stripped = line.strip()
+        if stripped.endswith("\\"):
+            pending += stripped[:-1] + " "
+            continue
+        logical.append(pending + stripped)
+        pending = ""
+    if pending:
+        logical.append(pending)
+    section = ""
+    values: list[str] = []
+    for line in logical:
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1]
+        elif section == "Install" and "=" in line and line[0] not in "#;":
+            name, _, value = line.partition("=")
+            if name.strip() == key:
+                values += value.split()
+    return values
+
+
+def _check_aliases(name: str, contents: str, path: str, report: Report) -> None:
+    # systemd's rules for Alias= (systemctl refuses the enable otherwise): the same unit
+    # type, and a template's aliases are templates, a plain unit's are plain.
+    suffix = name[name.rfind(".") :]
+    template = "@." in name
+    for alias in install_values(contents, "Alias"):
+        if not alias.endswith(suffix):
+            report.error(path, f"Alias={alias}: an alias of {name} must end in {suffix}")
+        elif ("@." in alias) != template or ("@" in alias and not template):
+            kind = "a template like" if template else "a plain name like"
+            report.error(path, f"Alias={alias}: an alias of {name} must be {kind} {name}")
 
 
 def _check_passwd(config: Config, report: Report) -> None:
