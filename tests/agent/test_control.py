@@ -25,6 +25,8 @@ from typing import Any
 
 import pytest
 
+from tests.loopback_ports import free_port
+from tests.tiny_layout import TINY
 from wellcar.agent.assemble import build_parts
 from wellcar.agent.config import AgentConfig, RebootStrategy
 from wellcar.agent.control import (
@@ -42,8 +44,7 @@ from wellcar.agent.daemon import UpdateAgent
 from wellcar.agent.node_identity import NodeIdentity
 from wellcar.agent.simulated_node import FileSlotBackend
 from wellcar.agent.state import UpdateState
-from wellcar.disk import DiskLayout, GptPrio, Slot, SlotState, create_disk_image
-from wellcar.disk.sizes import MiB
+from wellcar.disk import GptPrio, Slot, SlotState, create_disk_image
 from wellcar.omaha import (
     FLATCAR_APP_ID,
     Action,
@@ -65,14 +66,6 @@ from wellcar.payload.signing import (
     write_key_pair,
 )
 
-TINY = DiskLayout(
-    esp_size=1 * MiB,
-    bios_boot_size=1 * MiB,
-    usr_size=4 * MiB,
-    oem_size=1 * MiB,
-    oem_config_size=1 * MiB,
-    root_size=2 * MiB,
-)
 NEW_VERSION = "2.0.0"
 PAYLOAD_NAME = "wellcar_update.gz"
 
@@ -366,9 +359,7 @@ def test_update_answers_when_the_install_is_done(
 
 
 def test_a_failed_check_is_reported_with_its_error(short_dir: Path, payload: SignedPayload) -> None:
-    with socket.socket() as closed:  # a port nobody listens on
-        closed.bind(("127.0.0.1", 0))
-        port = closed.getsockname()[1]
+    port = free_port()  # a port nobody listens on
     node = make_node(short_dir, f"http://127.0.0.1:{port}/v1/update/", payload)
     with running(node):
         response = ask(node, "check", wait=15)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -13,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from tests.loopback_ports import free_port
 from wellcar.agent.fleetlock_client import (
     FleetLockClient,
     FleetLockConfigError,
@@ -179,9 +179,7 @@ def test_a_slow_server_times_out(lock: LockServer) -> None:
 
 
 def test_nothing_listening_is_unavailable() -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     with pytest.raises(FleetLockUnavailableError):
         FleetLockClient(f"http://127.0.0.1:{port}", "n", timeout=2).pre_reboot()
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.tiny_layout import TINY
 from wellcar.agent.block_device_backend import BlockDeviceSlotBackend, HostPaths
 from wellcar.agent.health import (
     DEFAULT_AGENT_UNIT,
@@ -29,23 +30,13 @@ from wellcar.disk import (
     USR_A_UUID,
     USR_B_UUID,
     ContentPhase,
-    DiskLayout,
     GptPrio,
     Slot,
     SlotState,
     SlotTable,
     create_disk_image,
 )
-from wellcar.disk.sizes import MiB
 
-TINY = DiskLayout(
-    esp_size=1 * MiB,
-    bios_boot_size=1 * MiB,
-    usr_size=4 * MiB,
-    oem_size=1 * MiB,
-    oem_config_size=1 * MiB,
-    root_size=2 * MiB,
-)
 UNITS = ("containerd.service", "docker.service", DEFAULT_AGENT_UNIT)
 CHECK = HealthCheck(grace_period=60.0, poll_interval=5.0)
 

@@ -7,7 +7,6 @@ import base64
 import datetime as dt
 import hashlib
 import ipaddress
-import socket
 import ssl
 import sys
 import threading
@@ -20,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.loopback_ports import free_port
 from wellcar.agent.config import AgentConfig
 from wellcar.agent.errors import (
     OmahaExchangeError,
@@ -520,9 +520,7 @@ def test_http_errors_are_2000_plus_status(
 
 
 def test_unreachable_server(http: httpx.Client) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # nobody listens
     client = make_client(f"http://127.0.0.1:{port}/v1/update/", http)  # nobody listens
     with pytest.raises(ServerUnreachable) as info:
         client.check_for_update(CHECKED)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.tiny_layout import TINY
 from wellcar.agent.block_device_backend import BlockDeviceSlotBackend, HostPaths
 from wellcar.agent.esp_boot_files import EspBootFiles
 from wellcar.agent.simulated_node import FileSlotBackend
@@ -27,7 +28,6 @@ from wellcar.disk import (
     AttributeUpdate,
     BootedSlotUnknownError,
     BootEntryError,
-    DiskLayout,
     GptPrio,
     HeaderCopy,
     NotGptError,
@@ -54,14 +54,6 @@ from wellcar.payload.generate import GenerateOptions, PayloadInputs, generate_pa
 from wellcar.payload.reader import file_opener
 from wellcar.payload.slot_install import install_into_slot
 
-TINY = DiskLayout(
-    esp_size=1 * MiB,
-    bios_boot_size=1 * MiB,
-    usr_size=4 * MiB,
-    oem_size=1 * MiB,
-    oem_config_size=1 * MiB,
-    root_size=2 * MiB,
-)
 HASH_A = "a" * 64
 HASH_B = "0123456789abcdef" * 4
 VERITY_OF_B = UsrVerity(HASH_B, 3 * MiB)

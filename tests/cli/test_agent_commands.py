@@ -27,23 +27,15 @@ from tests.agent.test_control import (
     wait_until,
 )
 from tests.agent.test_control import payload as payload  # the shared fixture
+from tests.tiny_layout import TINY
 from wellcar.agent.config import load_config
 from wellcar.agent.state import UpdateState
 from wellcar.agent.status_store import AgentStatus, StatusStore
 from wellcar.cli.main import app
-from wellcar.disk import DiskLayout, Slot, create_disk_image
-from wellcar.disk.sizes import MiB
+from wellcar.disk import Slot, create_disk_image
 from wellcar.logline import parse_logfmt
 from wellcar.payload.signing import load_trusted_keys
 
-TINY = DiskLayout(
-    esp_size=1 * MiB,
-    bios_boot_size=1 * MiB,
-    usr_size=4 * MiB,
-    oem_size=1 * MiB,
-    oem_config_size=1 * MiB,
-    root_size=2 * MiB,
-)
 UPDATE_ENGINE_KEYS = ["LAST_CHECKED_TIME", "PROGRESS", "CURRENT_OP", "NEW_VERSION", "NEW_SIZE"]
 
 

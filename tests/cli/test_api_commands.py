@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ from sqlalchemy import insert
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner, Result
 
+from tests.loopback_ports import free_port
 from wellcar.cli.main import app as wellcar_app
 from wellcar.server.app import create_app
 from wellcar.server.db import schema as t
@@ -35,13 +35,6 @@ class Served:
     engine: Engine
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     with pytest.MonkeyPatch.context() as mp:
@@ -49,7 +42,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         mp.setenv("WELLCAR_READ_TOKEN", READER)
         data_dir: Path = tmp_path_factory.mktemp("server")
         app = create_app(ServerSettings(data_dir=data_dir))
-        port = _free_port()
+        port = free_port()
         server = uvicorn.Server(
             uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
         )
@@ -218,7 +211,7 @@ def test_errors_are_one_line_with_exit_code_1(served: Served) -> None:
     assert "no package" in failed(
         run(served, "channels", "update", "io.dup", "stable", "--package", "9.9.9")
     )
-    port = _free_port()
+    port = free_port()
     unreachable = CliRunner().invoke(
         wellcar_app,
         [

@@ -9,11 +9,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from tests.loopback_ports import free_port
 from wellcar.server.db import schema as t
 from wellcar.server.db.engine import create_db_engine, sqlite_url
 from wellcar.server.fleet_codes import ActivityClass
-
-from ..server.server_processes import free_port
 
 
 @pytest.mark.slow

@@ -6,19 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from wellcar.disk import DiskLayout, create_disk_image
-from wellcar.disk.sizes import MiB
+from tests.tiny_layout import TINY
+from wellcar.disk import create_disk_image
 
 # Every partition present, each as small as the 1 MiB alignment allows (USR a bit larger so
 # that payload-style writes have room): whole images of 16 MiB, sparse on disk.
-TINY = DiskLayout(
-    esp_size=1 * MiB,
-    bios_boot_size=1 * MiB,
-    usr_size=4 * MiB,
-    oem_size=1 * MiB,
-    oem_config_size=1 * MiB,
-    root_size=2 * MiB,
-)
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 import uvicorn
 
+from tests.loopback_ports import free_port
 from tests.release.builds import make_build
 from tests.release.conftest import Workspace
 from tests.trust.simulator import _MirrorServer
@@ -34,9 +34,7 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("WELLCAR_ADMIN_TOKEN", ADMIN)
         app = create_app(ServerSettings(data_dir=tmp_path_factory.mktemp("server")))
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
+        port = free_port()
         server = uvicorn.Server(
             uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
         )
