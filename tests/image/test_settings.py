@@ -121,7 +121,12 @@ def test_cli_has_one_option_per_setting() -> None:
 
     params = inspect.signature(build_command).parameters
     assert {cli_name(s) for s in SETTINGS} <= set(params)
-    assert set(params) - {cli_name(s) for s in SETTINGS} == {"profile", "keep_work"}
+    assert set(params) - {cli_name(s) for s in SETTINGS} == {
+        "profile",
+        "keep_work",
+        "platform",  # platform images: not a setting of the OS build (docs/platforms.md)
+        "platforms_only",
+    }
 
 
 def test_docs_table_is_generated_from_the_settings() -> None:

@@ -19,6 +19,8 @@ from rich.table import Table
 from wellcar.disk.sizes import format_size
 from wellcar.image import ImageBuildError, build, resolve_settings
 from wellcar.image.dev_keys import DevKeysUse, with_dev_keys
+from wellcar.image.platform_image import PlatformImage, make_platform_images
+from wellcar.image.platforms import Platform, platform_named
 from wellcar.image.preflight import preflight
 from wellcar.image.settings import SETTINGS, cli_name
 
@@ -26,8 +28,15 @@ from wellcar.image.settings import SETTINGS, cli_name
 def _build(**options: Any) -> None:
     profile: Path | None = options.pop("profile")
     keep_work: bool = options.pop("keep_work")
+    names: list[str] = options.pop("platform") or []
+    platforms_only: bool = options.pop("platforms_only")
     console = Console(stderr=True)
     try:
+        platforms = [platform_named(name) for name in dict.fromkeys(names)]
+        if platforms_only:
+            settings = resolve_settings(profile, options)
+            _platform_images(console, settings.output, platforms)
+            return
         settings, dev_keys = with_dev_keys(resolve_settings(profile, options))
         preflight(settings)  # before the progress display: its errors are one line
         if dev_keys is not None:
@@ -46,6 +55,7 @@ def _build(**options: Any) -> None:
 
             result = build(settings, on_step=on_step, keep_work=keep_work, checked=True)
             progress.update(task, description="done", completed=progress.tasks[0].total)
+        made = _platform_images(console, settings.output, platforms) if platforms else []
     except ImageBuildError as exc:
         # One line; a tool's output tail is in build.log (its path is in the message).
         first, *rest = str(exc).splitlines()
@@ -59,8 +69,38 @@ def _build(**options: Any) -> None:
     table.add_column("size", justify="right")
     for name, size in result.files.items():
         table.add_row(name, format_size(size))
+    for image in made:
+        for path in image.files:
+            table.add_row(f"{path.parent.name}/{path.name}", format_size(path.stat().st_size))
     Console().print(table)
     typer.echo(f"usr root hash {result.root_hash}")
+
+
+def _platform_images(
+    console: Console, output: Path, platforms: list[Platform]
+) -> list[PlatformImage]:
+    """Platform images from the build in ``output`` (wellcar.image.platform_image)."""
+    if not platforms:
+        return []
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task("platform images", total=len(platforms))
+
+        def on_platform(name: str, index: int, total: int) -> None:
+            progress.update(task, description=f"platform {name}", completed=index)
+
+        made = make_platform_images(output, platforms, on_platform=on_platform)
+        progress.update(task, description="done", completed=len(platforms))
+    for image in made:
+        files = ", ".join(str(path) for path in image.files)
+        console.print(f"{image.platform.name}: {files} ({image.seconds:.1f} s)", highlight=False,
+                      soft_wrap=True)  # fmt: skip
+    return made
 
 
 def _announce_dev_keys(console: Console, use: DevKeysUse) -> None:
@@ -97,6 +137,32 @@ def _parameters() -> list[inspect.Parameter]:
             default=False,
             annotation=Annotated[
                 bool, typer.Option("--keep-work", help="Keep OUTPUT/.work (the rootfs tree)")
+            ],
+        ),
+        inspect.Parameter(
+            "platform",
+            inspect.Parameter.KEYWORD_ONLY,
+            default=None,
+            annotation=Annotated[
+                list[str] | None,
+                typer.Option(
+                    "--platform",
+                    help="Also make this platform's image (repeatable; "
+                    "docs/platforms.md lists them)",
+                ),
+            ],
+        ),
+        inspect.Parameter(
+            "platforms_only",
+            inspect.Parameter.KEYWORD_ONLY,
+            default=False,
+            annotation=Annotated[
+                bool,
+                typer.Option(
+                    "--platforms-only",
+                    help="Make the --platform images from the "
+                    "build already in the output directory, without building",
+                ),
             ],
         ),
     ]

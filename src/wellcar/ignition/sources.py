@@ -2,6 +2,7 @@
 
 1. `ignition.config.url=` (or `flatcar.config.url=`, `coreos.config.url=`) on the kernel
    command line: an explicit per-boot choice, as Ignition's cmdline provider comes first;
+   then the user data of the platform the command line names (platform_config.py);
 2. QEMU fw_cfg `opt/<brand-domain>/config` (e.g. opt/org.wellcar-linux/config);
 3. QEMU fw_cfg `opt/org.flatcar-linux/config`, so Flatcar VM tooling works unchanged;
 4. `config.ign` on the OEM partition (mounted at /oem).
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from wellcar.ignition.errors import FetchError
 from wellcar.ignition.fetch import Fetcher
+from wellcar.ignition.platform_config import platform_config
 from wellcar.ignition.types import Resource
 
 DEFAULT_BRAND_DOMAIN = "org.wellcar-linux"
@@ -53,6 +55,9 @@ def find_config(where: SourceLocations, fetcher: Fetcher) -> FoundConfig:
     url = cmdline_url(cmdline)
     if url is not None:
         return FoundConfig(fetcher.fetch(Resource(source=url), "kernel command line"), url)
+    platform = platform_config(cmdline)  # a platform image's user data (platform_config.py)
+    if platform is not None:
+        return FoundConfig(platform.data or EMPTY_CONFIG, platform.origin)
     for domain in dict.fromkeys((where.brand_domain, FLATCAR_DOMAIN)):
         raw = where.fw_cfg_dir / "opt" / domain / "config" / "raw"
         if raw.is_file():

@@ -18,6 +18,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from wellcar.metadata.unit import render_unit as render_metadata_unit
+from wellcar.metadata.unit import unit_name as metadata_unit_name
+
 from .errors import ImageContentError
 from .settings import BuildSettings
 from .tools import run_tool
@@ -233,6 +236,10 @@ ExecStart=/bin/sh -c '{_keygen_script()}'
 [Install]
 WantedBy=ssh.service
 """,
+        # Platform images only (its conditions): hostname, ssh keys, /run/metadata/flatcar.
+        metadata_unit_name(brand.id): render_metadata_unit(
+            brand.id, brand.name, "/usr/lib/wellcar/python"
+        ),
     }
 
 
