@@ -621,7 +621,7 @@ def test_against_the_wellcar_server(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     from fastapi.testclient import TestClient
 
     from tests.server.api_support import Fleet
-    from wellcar.server.app import create_app
+    from wellcar.server.api.app import create_app
     from wellcar.server.settings import ServerSettings
 
     monkeypatch.setenv("WELLCAR_ADMIN_TOKEN", "admin")

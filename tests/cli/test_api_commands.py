@@ -19,7 +19,7 @@ from typer.testing import CliRunner, Result
 
 from tests.loopback_ports import free_port
 from wellcar.cli.main import app as wellcar_app
-from wellcar.server.app import create_app
+from wellcar.server.api.app import create_app
 from wellcar.server.db import schema as t
 from wellcar.server.settings import ServerSettings
 

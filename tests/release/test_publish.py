@@ -20,8 +20,8 @@ from wellcar.cli.api_client import ApiClient
 from wellcar.release.create import create_release
 from wellcar.release.errors import PublishError
 from wellcar.release.publish import publish_release
+from wellcar.server.api.app import create_app
 from wellcar.server.api.models import AppCreate
-from wellcar.server.app import create_app
 from wellcar.server.settings import ServerSettings
 from wellcar.trust.client import TrustedUpdateVerifier
 from wellcar.trust.errors import TargetMismatchError

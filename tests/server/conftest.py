@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from wellcar.server.app import create_app
+from wellcar.server.api.app import create_app
 from wellcar.server.settings import ServerSettings
 
 ADMIN_TOKEN = "test-admin-token"

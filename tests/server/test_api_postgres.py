@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from wellcar.server.app import create_app
+from wellcar.server.api.app import create_app
 from wellcar.server.settings import ServerSettings
 
 from . import (

@@ -115,7 +115,7 @@ def test_get_is_not_allowed(client: TestClient) -> None:
 def test_secret_suffix(data_dir: object, clock: object, tmp_path: object) -> None:
     from pathlib import Path
 
-    from wellcar.server.app import create_app
+    from wellcar.server.api.app import create_app
     from wellcar.server.settings import ServerSettings
 
     app = create_app(ServerSettings(data_dir=Path(str(tmp_path)) / "s", omaha_path_suffix="s3cr3t"))

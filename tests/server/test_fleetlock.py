@@ -20,8 +20,8 @@ from typer.testing import CliRunner
 
 from wellcar.cli.main import app as wellcar_cli
 from wellcar.logline import LogfmtFormatter
-from wellcar.server.app import create_app
-from wellcar.server.asgi import app_from_env, settings_to_env
+from wellcar.server.api.app import create_app
+from wellcar.server.api.asgi import app_from_env, settings_to_env
 from wellcar.server.db import schema as t
 from wellcar.server.db.engine import MIGRATIONS_DIR, create_db_engine, migrate, sqlite_url
 from wellcar.server.errors import ConfigError

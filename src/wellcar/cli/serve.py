@@ -65,7 +65,7 @@ def serve(
 ) -> None:
     """Run the update server: Omaha at /v1/update/, FleetLock at /v1/pre-reboot and
     /v1/steady-state, REST at /api, /metrics, /health."""
-    from wellcar.server.asgi import settings_to_env
+    from wellcar.server.api.asgi import settings_to_env
 
     settings = ServerSettings(
         data_dir=data_dir,
@@ -85,7 +85,7 @@ def serve(
     os.environ.update(settings_to_env(settings))
     console.print(f"serving on http://{host}:{port}/ (Omaha: {host}:{port}/v1/update/)")
     uvicorn.run(
-        "wellcar.server.asgi:app_from_env",
+        "wellcar.server.api.asgi:app_from_env",
         factory=True,
         host=host,
         port=port,

@@ -1,4 +1,6 @@
-"""The REST API (Nebraska's paths and JSON field names)."""
+"""The server's HTTP layer: the REST API (Nebraska's paths and JSON field names), the
+FleetLock routes, and the application that mounts them next to the Omaha endpoint (app.py,
+asgi.py for uvicorn workers)."""
 
 from __future__ import annotations
 
