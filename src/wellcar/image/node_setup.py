@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from wellcar.live.boot_scripts import install_live_boot
 from wellcar.metadata.unit import render_unit as render_metadata_unit
 from wellcar.metadata.unit import unit_name as metadata_unit_name
 
@@ -254,6 +255,8 @@ def install_node_setup(rootfs: Path, settings: BuildSettings, log: Path | None) 
     initramfs = rootfs / "usr/share/initramfs-tools"
     _write(initramfs / "hooks/wellcar-usr", INITRAMFS_HOOK, 0o755)
     _write(initramfs / "scripts/local-bottom/wellcar-usr", INITRAMFS_MOUNT_USR, 0o755)
+    # The live ISO / PXE boot (docs/live.md): dormant unless boot=wellcar-live.
+    install_live_boot(rootfs, settings.brand.id, settings.brand.name, FIRST_BOOT_FLAG)
     _write(rootfs / "usr/lib/wellcar/grow-root", GROW_ROOT, 0o755)
     _write(rootfs / "usr/lib/systemd/network/80-wellcar-dhcp.network", DHCP_NETWORK)
     units = render_units(settings)

@@ -1,0 +1,197 @@
+"""The hybrid live ISO: an ESP image (systemd-boot, the kernel and the live initrds)
+appended as an MBR partition and named as the El Torito UEFI boot image, so the same
+bytes boot from a CD (El Torito) and from a USB stick (the partition), both UEFI.
+
+The ESP carries ``live.json`` (brand, version, root hash, the customization archive's
+path) and the customization archive itself, an initrd archive the boot entry always
+loads (empty when built). ``iso customize`` replaces that file inside the FAT and writes
+the ESP back at the same place: the ISO 9660 tree and El Torito catalog stay as built.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+from wellcar.image.errors import ImageBuildError
+from wellcar.image.esp import SYSTEMD_BOOT
+from wellcar.image.filesystems import fat_copy, fat_mkdirs, make_vfat
+from wellcar.image.tools import run_tool
+
+from .cmdline import live_kernel_command_line
+from .cpio import cpio_bytes
+from .errors import ArtifactBuildError, NotLiveMediaError
+
+MARKER = "live.json"  # at the ESP's root
+MARKER_FORMAT = 1
+ESP_PARTITION_TYPE = 0xEF
+ISO9660_MAGIC_OFFSET = 0x8001  # "CD001" of the primary volume descriptor
+SECTOR = 512
+# Room in the ESP for the customization archive (configs only; the install image is
+# always on the ISO): its limit, and what the ESP has free beyond the files.
+CUSTOM_LIMIT = 8 << 20
+ESP_SLACK = 16 << 20
+MiB = 1 << 20
+
+
+@dataclass(frozen=True)
+class IsoInputs:
+    brand_id: str
+    title: str
+    version: str
+    usrhash: str
+    kernel: Path
+    initrds: tuple[Path, ...]  # in load order; the customization archive comes last
+    epoch: int
+
+
+@dataclass(frozen=True)
+class LiveMarker:
+    """``live.json``: what the ISO is, and where its customization archive is."""
+
+    brand_id: str
+    version: str
+    usrhash: str
+    custom_archive: str  # path in the ESP
+
+    def render(self) -> str:
+        return json.dumps({"format": MARKER_FORMAT, "brand": self.brand_id,
+                           "version": self.version, "usrhash": self.usrhash,
+                           "custom_archive": self.custom_archive}, indent=1) + "\n"  # fmt: skip
+
+    @classmethod
+    def parse(cls, text: bytes, origin: str) -> LiveMarker:
+        try:
+            data = json.loads(text)
+            if data.get("format") != MARKER_FORMAT:
+                raise NotLiveMediaError(f"{origin}: live.json format {data.get('format')!r}")
+            return cls(data["brand"], data["version"], data["usrhash"], data["custom_archive"])
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise NotLiveMediaError(f"{origin}: its live.json is corrupt") from None
+
+
+def entry_name(brand_id: str) -> str:
+    return f"{brand_id}-live.conf"
+
+
+def render_entry(inputs: IsoInputs, names: list[str]) -> str:
+    lines = [
+        f"title {inputs.title}",
+        f"version {inputs.version}",
+        f"linux /{inputs.brand_id}/vmlinuz",
+    ]
+    lines += [f"initrd /{inputs.brand_id}/{name}" for name in names]
+    # The verity root hash comes from the live initrd; the command line need not repeat it.
+    lines.append(f"options {live_kernel_command_line()}")
+    return "\n".join(lines) + "\n"
+
+
+def _esp_size(files: list[Path]) -> int:
+    total = sum(f.stat().st_size for f in files) + ESP_SLACK
+    # FAT overhead (one 512-byte cluster per cluster, 4 bytes of FAT each) and rounding.
+    total += total // 64
+    return max(64 * MiB, -(-total // MiB) * MiB)
+
+
+def build_esp(inputs: IsoInputs, esp: Path, work: Path, log: Path | None) -> None:
+    brand, epoch = inputs.brand_id, inputs.epoch
+    staging = work / "live-esp"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    names = [initrd.name for initrd in inputs.initrds] + ["custom.cpio"]
+    custom = staging / "custom.cpio"
+    custom.write_bytes(cpio_bytes([]))
+    loader = staging / "loader.conf"
+    loader.write_text("timeout 0\nconsole-mode keep\n", encoding="utf-8")
+    entry = staging / entry_name(brand)
+    entry.write_text(render_entry(inputs, names), encoding="utf-8")
+    marker = staging / MARKER
+    marker.write_text(LiveMarker(brand, inputs.version, inputs.usrhash,
+                                 f"{brand}/custom.cpio").render(), encoding="utf-8")  # fmt: skip
+    boot = staging / "BOOTX64.EFI"
+    shutil.copyfile(SYSTEMD_BOOT, boot)
+    files = [inputs.kernel, *inputs.initrds, custom, boot]
+    make_vfat(esp, _esp_size(files), label="LIVE-ESP", volume_id=inputs.usrhash[:8], log=log)
+    fat_mkdirs(esp, ["EFI", "EFI/BOOT", "loader", "loader/entries", brand], epoch=epoch, log=log)
+    fat_copy(esp, boot, "EFI/BOOT/BOOTX64.EFI", epoch=epoch, log=log)
+    fat_copy(esp, loader, "loader/loader.conf", epoch=epoch, log=log)
+    fat_copy(esp, entry, f"loader/entries/{entry.name}", epoch=epoch, log=log)
+    fat_copy(esp, marker, MARKER, epoch=epoch, log=log)
+    kernel = staging / "vmlinuz"
+    shutil.copyfile(inputs.kernel, kernel)
+    fat_copy(esp, kernel, f"{brand}/vmlinuz", epoch=epoch, log=log)
+    for initrd in inputs.initrds:
+        fat_copy(esp, initrd, f"{brand}/{initrd.name}", epoch=epoch, log=log)
+    fat_copy(esp, custom, f"{brand}/custom.cpio", epoch=epoch, log=log)
+
+
+def volume_id(brand_id: str, version: str) -> str:
+    return f"{brand_id}_{version}".upper().replace(".", "_").replace("-", "_")[:32]
+
+
+def build_iso(inputs: IsoInputs, out: Path, *, work: Path, log: Path | None = None) -> None:
+    """``out``: the ESP as partition 2 and El Torito UEFI image; the ISO 9660 tree holds
+    only a README (everything booted is in the ESP)."""
+    if not SYSTEMD_BOOT.is_file():
+        raise ArtifactBuildError(f"{SYSTEMD_BOOT} is missing (apt-get install systemd-boot-efi)")
+    work.mkdir(parents=True, exist_ok=True)
+    esp = work / "live-esp.img"
+    root = work / "live-iso-root"
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir()
+    (root / "README.txt").write_text(
+        f"{inputs.title}\nBoot this ISO with UEFI (CD or USB stick); see docs/live.md.\n",
+        encoding="utf-8",
+    )
+    out.unlink(missing_ok=True)
+    try:
+        build_esp(inputs, esp, work, log)
+        run_tool(
+            "live-iso",
+            ["xorriso", "-as", "mkisofs", "-o", str(out), "-iso-level", "3", "-R", "-J",
+             "-V", volume_id(inputs.brand_id, inputs.version),
+             "-append_partition", "2", f"0x{ESP_PARTITION_TYPE:02x}", str(esp),
+             "-e", "--interval:appended_partition_2:all::", "-no-emul-boot", str(root)],
+            log=log, env={"SOURCE_DATE_EPOCH": str(inputs.epoch)},
+        )  # fmt: skip
+    except ImageBuildError as exc:
+        out.unlink(missing_ok=True)
+        raise ArtifactBuildError(str(exc).splitlines()[0]) from exc
+    finally:
+        esp.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class EspRegion:
+    offset: int
+    size: int
+
+
+def find_esp(iso: Path) -> EspRegion:
+    """The ESP partition of a live ISO (MBR entry of type 0xEF), checking that the file
+    is an ISO 9660 image with a partition table at all."""
+    try:
+        with iso.open("rb") as src:
+            mbr = src.read(SECTOR)
+            src.seek(ISO9660_MAGIC_OFFSET)
+            magic = src.read(5)
+            length = iso.stat().st_size
+    except OSError as exc:
+        raise NotLiveMediaError(f"cannot read {iso}: {exc.strerror or exc}") from None
+    if magic != b"CD001":
+        raise NotLiveMediaError(f"{iso} is not an ISO 9660 image")
+    if len(mbr) < SECTOR or mbr[510:512] != b"\x55\xaa":
+        raise NotLiveMediaError(f"{iso} is not a hybrid ISO (no partition table)")
+    for index in range(4):
+        raw = mbr[446 + 16 * index : 462 + 16 * index]
+        kind = raw[4]
+        start, count = struct.unpack("<II", raw[8:16])
+        if kind == ESP_PARTITION_TYPE and count:
+            region = EspRegion(start * SECTOR, count * SECTOR)
+            if region.offset + region.size > length:
+                raise NotLiveMediaError(f"{iso} is truncated (its ESP ends past the file)")
+            return region
+    raise NotLiveMediaError(f"{iso} has no EFI system partition (not a live ISO)")
