@@ -5,6 +5,8 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -142,3 +144,64 @@ storage:
 def test_bad_butane_is_an_error(text: str) -> None:
     with pytest.raises(ConfigInvalidError):
         transpile(text)
+
+
+def test_yaml_is_typed_by_spec_field_as_go_yaml_does() -> None:
+    out = transpile(
+        "variant: flatcar\nversion: 1.1.0\n"
+        "storage:\n  files:\n"
+        "    - {path: /etc/a, mode: 0644, contents: {inline: no}}\n"
+        "    - {path: /etc/b, mode: 0o600, overwrite: yes, contents: {inline: 1.10}}\n"
+        "    - {path: /etc/c, mode: 420, contents: {inline: on}}\n"
+        "    - {path: /etc/d, contents: {inline: 0x1F}}\n"
+        "    - {path: /etc/e, contents: {inline: null}}\n"
+        "passwd:\n  users: [{name: 007, uid: 1000, gecos: 2024-01-01}]\n"
+    ).config
+    files = out["storage"]["files"]
+    assert [f["mode"] for f in files[:3]] == [420, 384, 420]
+    assert files[1]["overwrite"] is True  # yes into a boolean field
+    texts = [decode_data_url(f["contents"]["source"]) for f in files]
+    assert texts == [b"no", b"1.10", b"on", b"0x1F", b""]
+    assert out["passwd"]["users"][0] == {"name": "007", "uid": 1000, "gecos": "2024-01-01"}
+
+
+def test_yaml_keys_are_strings_and_duplicates_are_refused() -> None:
+    with pytest.raises(ConfigInvalidError) as caught:
+        transpile("variant: flatcar\nversion: 1.1.0\nstorage:\n  files:\n"
+                  "    - {path: /a, on: 1}\n", strict=True)  # fmt: skip
+    assert [w.path for w in caught.value.report.warnings] == ["$.storage.files[0].on"]
+    with pytest.raises(ConfigInvalidError, match=r"\$.storage.files\[0\].path: is given twice"):
+        transpile("variant: flatcar\nversion: 1.1.0\nstorage:\n  files:\n"
+                  "    - {path: /a, path: /b}\n")  # fmt: skip
+
+
+def test_a_quoted_mode_is_an_error_not_a_guess() -> None:
+    with pytest.raises(ConfigInvalidError, match=r"mode: must be an integer, not a string"):
+        transpile(
+            'variant: flatcar\nversion: 1.1.0\nstorage:\n  files: [{path: /a, mode: "0644"}]\n'
+        )
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/var/lib/my dir", "/var/lib/data-1", "/srv/.hidden/x", "/mnt/über", "/a//b/", "/",
+     "/var/lib/a:b_c.d", "/opt/x\\y", "/.dot"],
+)  # fmt: skip
+def test_mount_units_are_named_as_systemd_escape_names_them(path: str) -> None:
+    from wellcar.ignition.unit_names import escape_path_python
+
+    tool = shutil.which("systemd-escape")
+    if tool is None:
+        pytest.skip("needs systemd-escape")
+    done = subprocess.run([tool, "--path", "--suffix=mount", "--", path],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    expected = done.stdout.strip()
+    assert f"{escape_path_python(path)}.mount" == expected
+    text = (f"variant: flatcar\nversion: 1.1.0\nstorage:\n  filesystems:\n"
+            f"    - {{device: /dev/vdb, format: ext4, path: {json.dumps(path)}, "
+            "with_mount_unit: true}\n")  # fmt: skip
+    if path == "/":
+        return  # a mount on / is refused elsewhere; the name is what matters here
+    (unit,) = transpile(text).config["systemd"]["units"]
+    assert unit["name"] == expected
+    assert f"Where={path}" in unit["contents"]

@@ -179,3 +179,48 @@ def test_a_dripping_server_cannot_hold_first_boot() -> None:
         assert time.monotonic() - started < 1.5 + 5  # the deadline, plus one read at most
     finally:
         server.close()
+
+
+def test_base64_data_url_with_line_breaks_is_accepted() -> None:
+    import base64
+
+    body = bytes(range(256)) * 2
+    wrapped = base64.encodebytes(body).decode()  # 76 columns, "\n" after each line
+    assert "\n" in wrapped.strip()
+    assert Fetcher().fetch(Resource(source="data:;base64," + wrapped), "$") == body
+    escaped = wrapped.replace("\n", "%0D%0A")  # as a URL-encoded CRLF
+    assert Fetcher().fetch(Resource(source="data:;base64," + escaped), "$") == body
+    config = config_of({"ignition": {"version": "3.4.0"}, "storage": {"files": [
+        {"path": "/a", "contents": {"source": "data:;base64," + wrapped}}]}})  # fmt: skip
+    assert config.storage.files[0].path == "/a"  # valid: the validator decodes it too
+
+
+def test_no_proxy_hosts_are_fetched_directly(http_server: Server) -> None:
+    via_proxy: list[str] = []
+
+    def proxy(request: BaseHTTPRequestHandler) -> tuple[int, bytes]:
+        via_proxy.append(request.path)  # a proxied request carries the absolute URL
+        return 200, b"from the proxy"
+
+    origin = http_server(lambda request: (200, b"from the origin"))
+    proxy_url = http_server(proxy)
+    resource = Resource(source=f"{origin}/config.ign")
+    proxied = Fetcher(attempts=1, proxies={"http": proxy_url})
+    assert proxied.fetch(resource, "$") == b"from the proxy"
+    assert via_proxy == [f"{origin}/config.ign"]
+    for no_proxy in ("127.0.0.1", "example.com,127.0.0.1", "*"):
+        direct = Fetcher(attempts=1, proxies={"http": proxy_url, "no": no_proxy})
+        assert direct.fetch(resource, "$") == b"from the origin", no_proxy
+    other = Fetcher(attempts=1, proxies={"http": proxy_url, "no": "example.com"})
+    assert other.fetch(resource, "$") == b"from the proxy"
+    assert len(via_proxy) == 2
+
+
+def test_no_proxy_from_the_config_is_honoured(http_server: Server) -> None:
+    origin = http_server(lambda request: (200, b"direct"))
+    proxy_url = http_server(lambda request: (200, b"proxied"))
+    config = config_of({"ignition": {"version": "3.4.0", "proxy": {
+        "httpProxy": proxy_url, "noProxy": ["localhost", "127.0.0.1"]}}})  # fmt: skip
+    fetcher = Fetcher(attempts=1)
+    fetcher.configure(config.ignition)
+    assert fetcher.fetch(Resource(source=f"{origin}/x"), "$") == b"direct"

@@ -4,7 +4,8 @@ Host side only: PyYAML is imported when a file is transpiled, never on the node.
 snake_case and become camelCase; `inline`/`local` contents become data: URLs (the shortest
 of URL-escaped, base64 and gzip+base64, as Butane's MakeDataURL); `*_local` shortcuts and
 `storage.trees` read files under --files-dir, never outside it; `with_mount_unit` writes
-the mount unit. The result is checked by the Ignition validator.
+the mount unit, named as `systemd-escape --path` names it. YAML is read as go-yaml reads
+it (`butane_yaml`). The result is checked by the Ignition validator.
 """
 
 from __future__ import annotations
@@ -16,10 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from wellcar.ignition import butane_yaml
 from wellcar.ignition.dataurl import encode_data_url
 from wellcar.ignition.errors import ConfigInvalidError
-from wellcar.ignition.parse import parse_config
+from wellcar.ignition.parse import V3_CHAIN, parse_config
 from wellcar.ignition.report import Report, child
+from wellcar.ignition.schema import Ref
+from wellcar.ignition.unit_names import escape_path
 
 # (variant, version) -> the Ignition spec it emits
 VARIANTS = {
@@ -78,7 +82,8 @@ class _Translator:
             self.report.error(path, f"give only one of {', '.join(given)}")
         data: bytes | None = None
         if "inline" in value:
-            data = str(value["inline"]).encode()
+            inline = value["inline"]
+            data = b"" if inline is None else str(inline).encode()
         elif "local" in value:
             data = self.local(value["local"], child(path, "local"))
         if data is not None:
@@ -119,12 +124,11 @@ class _Translator:
 
 def _mount_unit(fs: dict[str, Any]) -> dict[str, Any]:
     path = str(fs["path"])
-    name = path.strip("/").replace("-", "\\x2d").replace("/", "-") or "-"
     options = fs.get("mountOptions") or []
     kind = "swap" if fs.get("format") == "swap" else "mount"
     if kind == "swap":
         contents = f"[Swap]\nWhat={fs['device']}\n[Install]\nRequiredBy=swap.target\n"
-        name = fs["device"].strip("/").replace("-", "\\x2d").replace("/", "-")
+        name = escape_path(str(fs["device"]), "swap")
     else:
         contents = (
             "[Unit]\nBefore=local-fs.target\n[Mount]\n"
@@ -132,7 +136,8 @@ def _mount_unit(fs: dict[str, Any]) -> dict[str, Any]:
             + (f"Options={','.join(options)}\n" if options else "")
             + "[Install]\nRequiredBy=local-fs.target\n"
         )
-    return {"name": f"{name}.{kind}", "enabled": True, "contents": contents}
+        name = escape_path(path, "mount")
+    return {"name": name, "enabled": True, "contents": contents}
 
 
 def _trees(trees: Any, translator: _Translator, report: Report) -> list[dict[str, Any]]:
@@ -167,14 +172,15 @@ def transpile(text: str, files_dir: Path | None = None, *, strict: bool = False)
 
     report = Report()
     try:
-        document = yaml.safe_load(text)
+        document = butane_yaml.load(text, report)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
         report.error("$", f"invalid YAML{where}: {getattr(exc, 'problem', exc)}")
         raise ConfigInvalidError(report, "butane") from None
-    if not isinstance(document, dict):
-        report.error("$", "a Butane config must be a YAML mapping")
+    if not isinstance(document, dict) or report.has_errors:
+        if not report.has_errors:
+            report.error("$", "a Butane config must be a YAML mapping")
         raise ConfigInvalidError(report, "butane")
     variant, version = document.pop("variant", None), document.pop("version", None)
     spec = VARIANTS.get((str(variant), str(version)))
@@ -187,12 +193,18 @@ def transpile(text: str, files_dir: Path | None = None, *, strict: bool = False)
     trees = storage.pop("trees", None) if storage is not None else None
     out = translator.mapping(document, "$")
     out = {"ignition": {**(out.get("ignition") or {}), "version": spec}, **out}
+    target = next(s for s, _ in V3_CHAIN if s.version == spec)
+    out = butane_yaml.type_by_spec(out, Ref(target.root), target.definitions)
     if trees:
         out.setdefault("storage", {}).setdefault("files", []).extend(
             _trees(trees, translator, report)
         )
     for fs in (out.get("storage") or {}).get("filesystems") or []:
-        if isinstance(fs, dict) and fs.pop("withMountUnit", False) and fs.get("path"):
+        if (
+            isinstance(fs, dict)
+            and butane_yaml.go_bool(fs.pop("withMountUnit", False))
+            and fs.get("path")
+        ):
             out.setdefault("systemd", {}).setdefault("units", []).append(_mount_unit(fs))
     if not report.has_errors:
         try:

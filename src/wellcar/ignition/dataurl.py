@@ -19,7 +19,10 @@ def decode_data_url(url: str) -> bytes:
     params = header.split(";")
     if params[-1].strip().lower() == "base64":
         try:
-            return base64.b64decode(urllib.parse.unquote_to_bytes(payload), validate=True)
+            # Tools that wrap base64 at 76 columns put line breaks in it; Ignition's
+            # decoder skips them (and other white space), so this one does too.
+            text = urllib.parse.unquote_to_bytes(payload).translate(None, b" \t\r\n\f\v")
+            return base64.b64decode(text, validate=True)
         except (binascii.Error, ValueError) as exc:
             raise FetchError(f"data: URL has invalid base64 contents ({exc})") from exc
     return urllib.parse.unquote_to_bytes(payload)

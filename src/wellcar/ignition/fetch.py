@@ -96,18 +96,28 @@ class Fetcher:
     def _deadline_s(self) -> float:
         return self.total_timeout_s or DEFAULT_READ_DEADLINE_S
 
-    def _opener(self) -> urllib.request.OpenerDirector:
+    def bypasses_proxy(self, url: str) -> bool:
+        """Whether noProxy names url's host: urllib's rule for no_proxy (exact hosts,
+        domain suffixes, "*"), which is the environment rule Ignition's Go client uses."""
+        host = urllib.parse.urlsplit(url).netloc.rpartition("@")[2]
+        no_proxy = self.proxies.get("no")
+        return bool(no_proxy) and bool(
+            urllib.request.proxy_bypass_environment(host, {"no": no_proxy})  # type: ignore[attr-defined]
+        )
+
+    def _opener(self, url: str) -> urllib.request.OpenerDirector:
         context = ssl.create_default_context()
         if self.ca_pem:
             context.load_verify_locations(cadata="\n".join(self.ca_pem))
+        proxies = {k: v for k, v in self.proxies.items() if k != "no"}
         handlers: list[urllib.request.BaseHandler] = [
-            urllib.request.ProxyHandler({k: v for k, v in self.proxies.items() if k != "no"}),
+            urllib.request.ProxyHandler({} if self.bypasses_proxy(url) else proxies),
             urllib.request.HTTPSHandler(context=context),
         ]
         return urllib.request.build_opener(*handlers)
 
     def _http(self, url: str, headers: dict[str, str]) -> bytes:
-        opener = self._opener()
+        opener = self._opener(url)
         started = time.monotonic()
         backoff = FIRST_BACKOFF_S
         last = "no attempt made"
