@@ -127,17 +127,14 @@ def write_oem(disk: Path, platform: Platform, info: BuildInfo, work: Path,
         shutil.copyfileobj(src, dst, 1 << 20)
 
 
-def make_platform_image(build_dir: Path, platform: Platform, *, log: Path | None = None,
-                        info: BuildInfo | None = None) -> PlatformImage:  # fmt: skip
-    started = time.perf_counter()
-    info = info or read_build_info(build_dir)
-    out = build_dir / PLATFORMS_DIR
-    work = out / f".work-{platform.name}"
-    if work.exists():
-        shutil.rmtree(work)
+def make_platform_raw(build_dir: Path, platform: Platform, raw: Path, *, info: BuildInfo,
+                      log: Path | None = None) -> None:  # fmt: skip
+    """The build's disk.img as ``raw`` with the platform's OEM content and command line
+    (what every format is then converted from; the system tests boot it as it is)."""
+    work = raw.parent / f".work-{raw.name}"
+    shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     try:
-        raw = work / f"{platform.name}.raw"
         run_tool(STEP, ["cp", "--sparse=always", "--reflink=auto", str(build_dir / "disk.img"),
                         str(raw)], log=log)  # fmt: skip
         write_oem(raw, platform, info, work, log)
@@ -147,6 +144,24 @@ def make_platform_image(build_dir: Path, platform: Platform, *, log: Path | None
             raise ImageContentError(STEP, str(exc)) from exc
         rewrite_boot_entries(raw, esp.byte_offset, platform_kernel_arguments(platform), work,
                              log)  # fmt: skip
+    except BaseException:
+        raw.unlink(missing_ok=True)
+        raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def make_platform_image(build_dir: Path, platform: Platform, *, log: Path | None = None,
+                        info: BuildInfo | None = None) -> PlatformImage:  # fmt: skip
+    started = time.perf_counter()
+    info = info or read_build_info(build_dir)
+    out = build_dir / PLATFORMS_DIR
+    work = out / f".work-{platform.name}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    try:
+        raw = work / f"{platform.name}.raw"
+        make_platform_raw(build_dir, platform, raw, info=info, log=log)
         converted = convert(raw, out / platform.name, platform.image_format,
                             name=f"{platform.name}-{info.version}", log=log)  # fmt: skip
     finally:

@@ -21,11 +21,18 @@ OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
 IGNITION_FW_CFG_NAME = "opt/org.flatcar-linux/config"
 # QEMU user networking's guest subnet; guestfwd addresses must lie inside it.
 USER_NET = ipaddress.IPv4Network("10.0.2.0/24")
-USER_NET_RESERVED = {
-    ipaddress.IPv4Address("10.0.2.2"),  # gateway
-    ipaddress.IPv4Address("10.0.2.3"),  # DNS
-    ipaddress.IPv4Address("10.0.2.15"),  # the guest itself
-}
+# Clouds serve metadata at 169.254.169.254, and QEMU forwards only addresses inside the
+# guest's own network: a VM that meets a metadata emulator gets this network instead.
+LINK_LOCAL_NET = ipaddress.IPv4Network("169.254.0.0/16")
+GUEST_NETWORKS = (USER_NET, LINK_LOCAL_NET)
+
+
+def reserved_addresses(network: ipaddress.IPv4Network) -> set[ipaddress.IPv4Address]:
+    """QEMU's own addresses in a user network: .2 gateway, .3 DNS, .15 the guest."""
+    return {network[2], network[3], network[15]}
+
+
+USER_NET_RESERVED = reserved_addresses(USER_NET)
 
 
 class VmError(Exception):
@@ -81,10 +88,10 @@ class GuestForward:
             address = ipaddress.IPv4Address(self.guest_address)
         except ValueError as exc:
             raise VmError(f"guest address {self.guest_address!r} is not an IPv4 address") from exc
-        if address not in USER_NET or address in USER_NET_RESERVED:
+        if not any(address in n and address not in reserved_addresses(n) for n in GUEST_NETWORKS):
             raise VmError(
-                f"guest address {address} must be a free address in {USER_NET} "
-                "(not .2 gateway, .3 DNS or .15 guest)"
+                f"guest address {address} must be a free address in {USER_NET} or "
+                f"{LINK_LOCAL_NET} (not .2 gateway, .3 DNS or .15 guest)"
             )
 
 
@@ -126,8 +133,16 @@ class VmConfig:
     accelerator: Accelerator = Accelerator.AUTO
     qemu_binary: str = QEMU_BINARY
     extra_args: tuple[str, ...] = field(default=())
+    # The guest's user network: USER_NET, or LINK_LOCAL_NET to forward 169.254.169.254.
+    guest_network: ipaddress.IPv4Network = USER_NET
 
     def __post_init__(self) -> None:
+        if self.guest_network not in GUEST_NETWORKS:
+            raise VmError(f"guest network {self.guest_network} is not one of {GUEST_NETWORKS}")
+        for forward in self.guest_forwards:
+            if ipaddress.IPv4Address(forward.guest_address) not in self.guest_network:
+                raise VmError(f"guest forward {forward.guest_address} is outside the guest "
+                              f"network {self.guest_network}")  # fmt: skip
         if self.memory_mib < 64:
             raise VmError(f"memory {self.memory_mib} MiB is too small (at least 64)")
         if self.cpus < 1:
@@ -166,6 +181,8 @@ class RunFiles:
 def netdev_argument(config: VmConfig, python: str = sys.executable) -> str:
     """The ``-netdev user,...`` value: restricted, with only loopback forwards."""
     parts = ["user", "id=net0", "restrict=on"]
+    if config.guest_network != USER_NET:
+        parts.append(f"net={config.guest_network}")
     if config.ssh_port is not None:
         parts.append(f"hostfwd=tcp:{LOOPBACK}:{config.ssh_port}-:22")
     _check_option_value(python, "python path")
