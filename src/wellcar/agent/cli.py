@@ -220,11 +220,15 @@ def main(argv: Sequence[str] | None = None, prog: str = "wellcar agent") -> int:
 
 
 def wellcar_main(argv: Sequence[str] | None = None) -> int:
-    """``/usr/bin/wellcar`` on a node: ``agent`` here; the rest needs the full CLI, which
-    the node does not ship."""
+    """``/usr/bin/wellcar`` on a node: ``agent`` and ``install`` here; the rest needs the
+    full CLI, which the node does not ship."""
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["agent"]:
         return main(args[1:])
+    if args[:1] == ["install"]:  # the installer runs on the node too (live ISO, PXE)
+        from wellcar.install.cli import main as install_main
+
+        return install_main(args[1:])
     try:
         from wellcar.cli.main import main as full_main
     except ImportError as exc:

@@ -29,6 +29,14 @@ def agent(ctx: typer.Context) -> None:
     raise typer.Exit(agent_main(ctx.args))
 
 
+def install(ctx: typer.Context) -> None:
+    """`wellcar install ...` is argparse too (it runs on the node's python3, from the live
+    ISO): flatcar-install's flags, see docs/install.md."""
+    from wellcar.install.cli import main as install_main
+
+    raise typer.Exit(install_main(ctx.args))
+
+
 @cache
 def build_app() -> typer.Typer:
     from wellcar.cli.api_commands import api_app
@@ -65,6 +73,13 @@ def build_app() -> typer.Typer:
         context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
         add_help_option=False,
     )(agent)
+    app.command(
+        "install",
+        help="Install the OS onto a disk, verified (flatcar-install's flags: -d DEVICE, -C, "
+        "-V, -B, -i, -b, -f, -o, -s; `wellcar install --help`).",
+        context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+        add_help_option=False,
+    )(install)
     app.add_typer(release_app, name="release")
     app.add_typer(trust_app, name="trust")
     app.add_typer(config_app, name="config", help="Ignition configs and Butane YAML")
@@ -83,6 +98,10 @@ def main() -> None:
         from wellcar.agent.cli import main as agent_main
 
         sys.exit(agent_main(sys.argv[2:]))
+    if sys.argv[1:2] == ["install"]:
+        from wellcar.install.cli import main as install_main
+
+        sys.exit(install_main(sys.argv[2:]))
     sys.exit(build_app()())
 
 
