@@ -212,6 +212,39 @@ def slot_kernel_options(
     return (*kept, *usr, f"{SLOT_HINT_KEY}={slot.value.lower()}")
 
 
+# Words a user (Ignition's ``kernelArguments``) may not add or remove: the boot contract
+# sets them per slot, or the node would not find its /usr or ROOT.
+RESERVED_KEYS = SLOT_SPECIFIC_KEYS | {"root", "rootfstype"}
+
+
+def kernel_argument_conflict(argument: str) -> str | None:
+    """Why a user's kernel argument may not be set or removed, or None when it may."""
+    key = argument.partition("=")[0]
+    if not argument.strip() or any(c.isspace() for c in argument.strip()):
+        return f"{argument!r} is not one kernel argument (empty, or with white space)"
+    if key in RESERVED_KEYS:
+        return f"{key}= is set by the boot contract for each /usr slot and cannot be changed"
+    return None
+
+
+def apply_kernel_arguments(
+    words: Sequence[str], *, should_exist: Sequence[str] = (), should_not_exist: Sequence[str] = ()
+) -> tuple[str, ...]:
+    """Ignition's ``kernelArguments`` on a command line: every ``should_not_exist`` word is
+    removed (each occurrence), then each ``should_exist`` word missing is appended, in order.
+    A word is compared whole (``nosmt`` and ``mitigations=off``), as Ignition does."""
+    for argument in (*should_exist, *should_not_exist):
+        problem = kernel_argument_conflict(argument)
+        if problem is not None:
+            raise BootEntryError(f"kernel argument {problem}")
+    drop = set(should_not_exist)
+    kept = [word for word in words if word not in drop]
+    for argument in should_exist:
+        if argument not in kept:
+            kept.append(argument)
+    return tuple(kept)
+
+
 @dataclass(frozen=True)
 class SlotUsr:
     """What a command line says about the /usr it boots (``slot_kernel_options`` read back)."""

@@ -11,6 +11,7 @@ Errors print one line starting with "wellcar-ignition: error:" and exit with sta
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from wellcar.ignition.apply import apply_config
 from wellcar.ignition.errors import ConfigInvalidError, IgnitionError
 from wellcar.ignition.fetch import Fetcher
 from wellcar.ignition.firstboot import DEFAULT_FLAG, FirstBootOptions, first_boot
+from wellcar.ignition.kernel_arguments import ESP_MOUNT
 from wellcar.ignition.parse import check_config, parse_config
 from wellcar.ignition.report import Report
 from wellcar.ignition.resolve import resolve
@@ -35,6 +37,8 @@ def _parser() -> argparse.ArgumentParser:
     boot.add_argument("--brand-domain", default=DEFAULT_BRAND_DOMAIN)
     boot.add_argument("--oem-dir", type=Path, default=OEM_DIR)
     boot.add_argument("--force", action="store_true", help="run even without the flag")
+    boot.add_argument("--esp", type=Path, default=ESP_MOUNT, help="the mounted ESP")
+    boot.add_argument("--brand", default="wellcar", help="whose boot entries are ours")
     check = sub.add_parser("validate", help="check a config; exit 1 on errors")
     check.add_argument("file", type=Path)
     apply = sub.add_parser("apply", help="apply a config file to a root directory")
@@ -68,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
             flag=args.flag,
             sources=SourceLocations(brand_domain=args.brand_domain, oem_dir=args.oem_dir),
             force=args.force,
+            esp=args.esp,
+            brand=args.brand,
         )
         result = first_boot(options)
         if not result.ran:
@@ -76,6 +82,10 @@ def main(argv: list[str] | None = None) -> int:
         for message in result.messages:
             _say(message)
         _say(f"provisioned from {result.origin}")
+        if result.reboot_required:
+            # As Ignition does for kernel arguments: one reboot, so they are in effect.
+            _say("rebooting once so the kernel arguments take effect")
+            subprocess.run(["systemctl", "--no-block", "reboot"], check=False)
         return 0
     except ConfigInvalidError as exc:
         for entry in exc.report.entries:

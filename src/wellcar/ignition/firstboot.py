@@ -9,6 +9,11 @@ from pathlib import Path
 
 from wellcar.ignition.apply import apply_config
 from wellcar.ignition.fetch import Fetcher
+from wellcar.ignition.kernel_arguments import (
+    ESP_MOUNT,
+    set_kernel_arguments,
+    wants_kernel_arguments,
+)
 from wellcar.ignition.parse import parse_config
 from wellcar.ignition.report import Report
 from wellcar.ignition.resolve import resolve
@@ -27,6 +32,8 @@ class FirstBootOptions:
     sources: SourceLocations = field(default_factory=SourceLocations)
     change_owner: bool = True
     force: bool = False  # run even without the flag
+    esp: Path = ESP_MOUNT  # where kernelArguments change the slots' boot entries
+    brand: str = "wellcar"
 
 
 @dataclass(frozen=True)
@@ -34,6 +41,7 @@ class FirstBootResult:
     ran: bool
     origin: str = ""
     messages: tuple[str, ...] = ()
+    reboot_required: bool = False  # kernelArguments changed the boot entries
 
 
 def first_boot(options: FirstBootOptions, fetcher: Fetcher | None = None) -> FirstBootResult:
@@ -48,10 +56,17 @@ def first_boot(options: FirstBootOptions, fetcher: Fetcher | None = None) -> Fir
     report.extend(parsed.report)
     config = resolve(parsed.config, fetcher, report)
     plan = apply_config(config, options.root, fetcher, change_owner=options.change_owner)
+    changed: tuple[Path, ...] = ()
+    if wants_kernel_arguments(config.kernel_arguments):
+        # Before the flag goes: a failure here leaves it, and the next boot tries again.
+        changed = set_kernel_arguments(config.kernel_arguments, options.esp, options.brand)
     _keep_copy(options.root, config)
     flag.unlink(missing_ok=True)
     messages = tuple(str(e) for e in report.entries) + tuple(plan.warnings)
-    return FirstBootResult(ran=True, origin=found.origin, messages=messages)
+    messages += tuple(f"kernel arguments set in {path.name}" for path in changed)
+    return FirstBootResult(
+        ran=True, origin=found.origin, messages=messages, reboot_required=bool(changed)
+    )
 
 
 def _keep_copy(root: Path, config: object) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from wellcar.ignition.dataurl import decode_data_url
 from wellcar.ignition.errors import FetchError
 from wellcar.ignition.flatcar_units import refused
+from wellcar.ignition.kernel_arguments import check_kernel_arguments
 from wellcar.ignition.report import Report
 from wellcar.ignition.types import Config, Group, Owner, Resource, User
 
@@ -34,6 +35,7 @@ def validate(config: Config, report: Report) -> None:
     _check_systemd(config, report)
     _check_passwd(config, report)
     _check_unsupported(config, report)
+    check_kernel_arguments(config.kernel_arguments, report)
 
 
 def check_resource(resource: Resource, path: str, report: Report, *, needs_source: bool) -> None:
@@ -346,11 +348,6 @@ def _check_unsupported(config: Config, report: Report) -> None:
     unsupported = (
         ("$.storage.raid", bool(config.storage.raid), "software RAID"),
         ("$.storage.luks", bool(config.storage.luks), "LUKS encryption"),
-        (
-            "$.kernelArguments",
-            bool(config.kernel_arguments.should_exist or config.kernel_arguments.should_not_exist),
-            "kernel arguments",
-        ),
     )
     for path, present, what in unsupported:
         if present:
