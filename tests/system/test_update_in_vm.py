@@ -100,6 +100,9 @@ WantedBy=multi-user.target
 """
 
 
+KERNEL_ARGUMENT = "wellcar.test-argument=kept"
+
+
 def file_entry(path: str, text: str) -> dict[str, object]:
     return {"path": path, "mode": 0o644, "overwrite": True,
             "contents": {"source": data_url(text)}}  # fmt: skip
@@ -136,6 +139,9 @@ def ignition_config(public_key: str) -> dict[str, object]:
             ]
         },
         "systemd": {"units": [{"name": "hello.service", "enabled": True, "contents": HELLO_UNIT}]},
+        # Set in both slots' entries by the first boot, which then reboots once; the agent
+        # carries them into N+1's entry.
+        "kernelArguments": {"shouldExist": [KERNEL_ARGUMENT]},
     }
 
 
@@ -365,13 +371,16 @@ def test_node_updates_itself_survives_power_loss_and_falls_back(
         started = time.monotonic()
         with Vm(vm_config) as vm:
             node = Node(vm, key)  # started by the with statement
-            node.boot(str(USR_A_UUID))
+            vm.wait_for_line(f"wellcar: /usr is PARTUUID={USR_A_UUID}", BOOT_TIMEOUT)
+            vm.wait_for_line("rebooting once so the kernel arguments take effect", BOOT_TIMEOUT)
+            node.boot(str(USR_A_UUID))  # the second boot, with the config's kernel arguments
             print(f"\nfirst boot to ssh: {time.monotonic() - started:.1f} s")
             print(node.ssh("systemd-analyze; systemd-analyze blame --no-pager | head -8",
                            check=False))  # fmt: skip
 
             # --- 1. N, provisioned; /usr read-only on dm-verity; containers run.
             assert node.running() == ("a", VERSION_N)
+            assert KERNEL_ARGUMENT in node.ssh("cat /proc/cmdline").split()
             table = node.ssh("dmsetup table usr")
             assert " verity " in table and os_builds.n.result.root_hash in table
             fstype, options = node.ssh("findmnt -n -o FSTYPE,OPTIONS /usr").split()
@@ -419,6 +428,7 @@ def test_node_updates_itself_survives_power_loss_and_falls_back(
             # The next check completes the update: reboot into N+1 from slot B.
             node.boot(str(USR_B_UUID))
             assert node.running() == ("b", VERSION_N1)
+            assert KERNEL_ARGUMENT in node.ssh("cat /proc/cmdline").split()  # kept by the update
 
             def complete_on_n1() -> bool:
                 found = fleet.instance()
