@@ -3,11 +3,15 @@ shared with the VM tests), plus a rebuild of N that must give the same /usr byte
 
 from __future__ import annotations
 
+import fnmatch
+import os
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
+
+from wellcar.image.etc_defaults import first_boot_etc
 
 from .builds import OLD_LIBSSL, VERSION_N, OsBuilds, build_os, package_cache
 
@@ -54,13 +58,14 @@ def test_branding_and_node_setup(os_builds: OsBuilds) -> None:
     os_release = (rootfs / "usr/lib/os-release").read_text()
     assert 'ID="wellcar"' in os_release and "debian" not in os_release.lower()
     assert 'ID_LIKE="flatcar coreos"' in os_release
-    for name in ("etc/issue", "etc/motd"):
+    for name in ("usr/share/factory/etc/issue", "usr/share/factory/etc/motd"):
         assert "debian" not in (rootfs / name).read_text().lower(), name
     assert (rootfs / "etc/flatcar").readlink() == Path("wellcar")
     units = rootfs / "etc/systemd/system"
     for unit, target in (("wellcar-agent.service", "multi-user.target.wants"),
                          ("wellcar-ignition.service", "multi-user.target.wants"),
-                         ("wellcar-etc-defaults.service", "sysinit.target.wants")):  # fmt: skip
+                         ("wellcar-etc-defaults.service", "sysinit.target.wants"),
+                         ("wellcar-etc-factory.service", "multi-user.target.wants")):  # fmt: skip
         assert (units / target / unit).is_symlink(), unit
     assert (units / "systemd-bless-boot.service").readlink() == Path("/dev/null")
     assert not list((rootfs / "etc/ssh").glob("ssh_host_*"))  # made on each machine
@@ -69,9 +74,10 @@ def test_branding_and_node_setup(os_builds: OsBuilds) -> None:
     assert not list(rootfs.glob("etc/systemd/system/timers.target.wants/apt-daily*"))
     assert (rootfs / "var/lib/dpkg/status").is_file()
     # The core user and its sudo, in /etc and in the /etc defaults that populate a node.
+    # (sudoers waits in the factory /etc until provisioning is done: docs/ignition.md)
+    assert (rootfs / "usr/share/factory/etc/sudoers.d/passwordless-sudo").is_file()
     for etc in (rootfs / "etc", rootfs / "usr/share/wellcar/etc-defaults"):
         assert "core:x:500:500:" in (etc / "passwd").read_text(), etc
-        assert (etc / "sudoers.d/passwordless-sudo").is_file(), etc
         wheel = next(line for line in (etc / "group").read_text().splitlines()
                      if line.startswith("wheel:"))  # fmt: skip
         assert wheel.endswith(":core"), wheel
@@ -100,6 +106,35 @@ def test_branding_and_node_setup(os_builds: OsBuilds) -> None:
     done = subprocess.run(["chroot", str(rootfs), "/usr/bin/python3", "-c", code],
                           capture_output=True, text=True, check=False)  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_first_boot_etc_holds_only_what_cannot_wait(os_builds: OsBuilds) -> None:
+    """What the first-boot /etc holds, each entry with its reason (printed); every other
+    default waits in /usr/share/factory/etc for the tmpfiles lines run after provisioning,
+    so a config's /etc/hostname, /etc/motd or timesyncd.conf needs no overwrite."""
+    rootfs = os_builds.n.output / ".work/rootfs"
+    entries = first_boot_etc("wellcar")
+    print("\nfirst-boot /etc:")
+    for path in sorted(
+        p.relative_to(rootfs / "etc").as_posix() for p in (rootfs / "etc").iterdir()
+    ):
+        entry = next((e for e in entries if fnmatch.fnmatchcase(path, e.pattern)), None)
+        assert entry is not None, f"/etc/{path} has no reason to be in the first-boot /etc"
+        print(f"  /etc/{path:24} {entry.reason}")
+    for name in ("hostname", "motd", "issue", "hosts", "systemd/timesyncd.conf", "ssh", "sudoers",
+                 "wellcar/update.conf", "containerd/config.toml", "localtime"):  # fmt: skip
+        assert not os.path.lexists(rootfs / "etc" / name), name
+    factory = rootfs / "usr/share/factory/etc"
+    lines = (rootfs / "usr/lib/wellcar/etc-factory.conf").read_text().splitlines()
+    for name in ("motd", "systemd/timesyncd.conf", "ssh/sshd_config", "wellcar/update.conf"):
+        assert (factory / name).is_file(), name
+        assert f"C /etc/{name} - - - -" in lines, name
+    assert not (factory / "hostname").exists()  # DHCP or a config names the node
+    assert "L /etc/localtime - - - - /usr/share/zoneinfo/Etc/UTC" in lines
+    # The shadow tools find what they need, as Debian has it.
+    shadow = (rootfs / "etc/shadow").stat()
+    assert (shadow.st_gid, shadow.st_mode & 0o777) == (42, 0o640)
+    assert (rootfs / "etc/subuid").is_file() and (rootfs / "etc/default/useradd").is_file()
 
 
 def test_package_cache_holds_every_deb(os_builds: OsBuilds) -> None:

@@ -24,6 +24,7 @@ from wellcar.payload.signing import SigningKey, load_signing_key
 from .branding import apply_branding, capture_etc_defaults
 from .disk_image import assemble_disk, stage_root_tree
 from .errors import ImageBuildError, ImageContentError
+from .etc_defaults import split_first_boot_etc
 from .node_setup import install_node_setup, place_first_boot_flag, regenerate_initrd
 from .preflight import preflight, remove_outputs
 from .rootfs import (
@@ -182,6 +183,8 @@ class _BuildRun:
             install_node_setup(rootfs, settings, log)
             regenerate_initrd(rootfs, log)
         copy_extra_trees(rootfs, settings.extra_trees, log)
+        if regenerate:  # a node's first-boot /etc (docs/ignition.md): the rest waits in /usr
+            split_first_boot_etc(rootfs, settings.brand.id)
         capture_etc_defaults(rootfs, settings.brand.id)
         if regenerate:
             place_first_boot_flag(rootfs)

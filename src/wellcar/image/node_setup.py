@@ -5,7 +5,8 @@ set-up, networking and the update agent.
   with dm-verity (``verity.usr=``, ``verity.usrhash=``, ``verity.usroffset=``) and mount it
   read-only on the new root's ``/usr``; the initrd is regenerated with them.
 - Units: first-boot provisioning (Ignition configs, docs/ignition.md); the agent; copying
-  missing ``/etc`` defaults from ``/usr``; growing ROOT to the
+  missing ``/etc`` defaults from ``/usr`` (the first-boot set early, the factory defaults
+  after provisioning: ``etc_defaults.py``); growing ROOT to the
   disk on first boot; ssh host keys made on the machine (Ed25519 and ECDSA only), never
   shipped in the image.
 - Flatcar's ``core`` user and passwordless sudo (``users.py``).
@@ -23,6 +24,7 @@ from wellcar.metadata.unit import render_unit as render_metadata_unit
 from wellcar.metadata.unit import unit_name as metadata_unit_name
 
 from .errors import ImageContentError
+from .etc_defaults import ETC_FACTORY_TMPFILES
 from .settings import BuildSettings
 from .tools import run_tool
 from .users import install_core_user
@@ -161,10 +163,10 @@ def render_units(settings: BuildSettings) -> dict[str, str]:
         f"{brand.id}-ignition.service": f"""[Unit]
 Description={brand.name} first-boot provisioning (Ignition)
 ConditionPathExists=/{FIRST_BOOT_FLAG}
-After=oem.mount network-online.target
+After=oem.mount boot.mount network-online.target
 Wants=network-online.target
 Before=multi-user.target systemd-user-sessions.service ssh.service getty.target
-Before={brand.id}-agent.service
+Before={brand.id}-agent.service {brand.id}-etc-factory.service docker.service containerd.service
 OnFailure=emergency.target
 OnFailureJobMode=replace-irreversibly
 
@@ -173,11 +175,15 @@ Type=oneshot
 RemainAfterExit=yes
 {python}
 ExecStart=/usr/bin/python3 -m wellcar.ignition first-boot --root / \
-    --brand-domain {brand_domain(settings)} --flag /{FIRST_BOOT_FLAG} --oem-dir /oem
+    --brand-domain {brand_domain(settings)} --flag /{FIRST_BOOT_FLAG} --oem-dir /oem \
+    --brand {brand.id} --esp /boot
 # Units and links the config wrote are loaded, and the default target queued again, so
-# the units it enabled start in this same boot.
+# the units it enabled start in this same boot. ("-": when kernel arguments made the
+# node reboot, the reboot job refuses this start, which is no failure.)
 ExecStartPost=/usr/bin/systemctl daemon-reload
-ExecStartPost=/usr/bin/systemctl --no-block start default.target
+ExecStartPost=-/usr/bin/systemctl --no-block start default.target
+# systemd read /etc/hostname before provisioning: a config's name applies in this boot.
+ExecStartPost=-/bin/sh -c '[ ! -s /etc/hostname ] || hostname -F /etc/hostname'
 StandardOutput=journal+console
 StandardError=journal+console
 TimeoutStartSec=15min
@@ -213,6 +219,20 @@ ExecStart=/bin/cp -a --no-clobber {share}/etc-defaults/. /etc/
 [Install]
 WantedBy=sysinit.target
 """,
+        f"{brand.id}-etc-factory.service": f"""[Unit]
+Description=Fill gaps in /etc from /usr/share/factory/etc, after provisioning
+After={brand.id}-ignition.service local-fs.target
+Before=multi-user.target systemd-user-sessions.service ssh.service getty.target
+Before={brand.id}-agent.service docker.service containerd.service
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/bin/systemd-tmpfiles --create /{ETC_FACTORY_TMPFILES}
+
+[Install]
+WantedBy=multi-user.target
+""",
         f"{brand.id}-grow-root.service": f"""[Unit]
 Description=Grow ROOT to fill the disk
 ConditionPathExists=!{state}/root-grown
@@ -228,6 +248,8 @@ WantedBy=multi-user.target
         f"{brand.id}-sshd-keygen.service": f"""[Unit]
 Description=Generate this machine's ssh host keys ({", ".join(SSH_HOST_KEY_TYPES)})
 Before=ssh.service
+# /etc/ssh comes from the factory defaults on the first boot.
+After={brand.id}-etc-factory.service
 {_missing_host_key_conditions()}
 
 [Service]
@@ -273,7 +295,6 @@ def install_node_setup(rootfs: Path, settings: BuildSettings, log: Path | None) 
     machine_id.unlink(missing_ok=True)
     machine_id.write_text("", encoding="ascii")
     _write(rootfs / SSHD_HOST_KEYS_DROPIN, render_sshd_host_keys())
-    _write(rootfs / "etc/hostname", "localhost\n")
     (rootfs / "var/lib/dbus/machine-id").unlink(missing_ok=True)
     install_core_user(rootfs, settings.epoch, log)
     enabled = [*units, "systemd-networkd.service"]
