@@ -44,6 +44,7 @@ def build_app() -> typer.Typer:
     from wellcar.cli.config_commands import config_app
     from wellcar.cli.demo import demo
     from wellcar.cli.disk_commands import disk_app
+    from wellcar.cli.packages_commands import packages_app
     from wellcar.cli.payload_commands import keys_app, payload_app
     from wellcar.cli.release_commands import release_app, trust_app
     from wellcar.cli.serve import serve
@@ -83,6 +84,7 @@ def build_app() -> typer.Typer:
     app.add_typer(release_app, name="release")
     app.add_typer(trust_app, name="trust")
     app.add_typer(config_app, name="config", help="Ignition configs and Butane YAML")
+    app.add_typer(packages_app, name="packages")
     return app
 
 

@@ -1,0 +1,133 @@
+"""`wellcar packages`: the package set rebuilt from Debian sources (docs/packages.md)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from wellcar.cli.output import err, fail, out
+from wellcar.image.settings import DEFAULT_MIRRORS, default_dev_keys_dir
+from wellcar.packages.builder import BuildResult, build_set
+from wellcar.packages.errors import PackageError
+from wellcar.packages.layout import BuildCache, default_cache_dir
+from wellcar.packages.package_set import load_package_set
+from wellcar.packages.repo_key import SigningKey, ensure_dev_key, find_signing_key
+from wellcar.packages.repository import publish_repository
+
+packages_app = typer.Typer(
+    help="Debian packages rebuilt from source with Wellcar's patches, and their signed "
+    "apt repository",
+    no_args_is_help=True,
+)
+
+SetDir = Annotated[Path, typer.Option("--set", help="The package set directory", show_default=True)]
+CacheDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--cache",
+        help="Build cache [default: $WELLCAR_PACKAGE_BUILD_CACHE or "
+        "~/.cache/wellcar/package-builds]",
+        show_default=False,
+    ),
+]
+Names = Annotated[
+    list[str] | None, typer.Argument(help="Packages of the set [default: all]", show_default=False)
+]
+Jobs = Annotated[int, typer.Option("--jobs", "-j", help="Cores per build", min=1)]
+
+
+@contextmanager
+def reporting_errors() -> Iterator[None]:
+    try:
+        yield
+    except PackageError as exc:
+        fail(str(exc))
+
+
+def _build(
+    names: list[str] | None, set_dir: Path, cache: Path | None, jobs: int
+) -> list[BuildResult]:
+    specs = load_package_set(set_dir, names)
+    with err.status("packages") as status:
+        return build_set(
+            specs,
+            BuildCache(cache or default_cache_dir()),
+            DEFAULT_MIRRORS,
+            lambda message: status.update(message),
+            jobs,
+        )
+
+
+@packages_app.command("build")
+def build_command(
+    names: Names = None,
+    set_dir: SetDir = Path("packages"),
+    cache: CacheDir = None,
+    jobs: Jobs = 2,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Fetch each package's Debian source, apply its patches and build it in a clean chroot
+    without network; an unchanged package is taken from the cache."""
+    with reporting_errors():
+        results = _build(names, set_dir, cache, jobs)
+    if as_json:
+        typer.echo(json.dumps([_summary(r) for r in results], indent=2))
+        return
+    table = Table(header_style="bold")
+    for column in ("package", "version", "binaries", "cache", "outputs"):
+        table.add_column(column, overflow="fold")
+    for r in results:
+        table.add_row(
+            r.name, r.version, ", ".join(r.binaries), "hit" if r.cached else "built", r.directory
+        )
+    out.print(table)
+
+
+def _summary(result: BuildResult) -> dict[str, object]:
+    return {
+        "name": result.name,
+        "version": result.version,
+        "key": result.key,
+        "cached": result.cached,
+        "directory": result.directory,
+        "binaries": result.binaries,
+    }
+
+
+@packages_app.command("repo")
+def repo_command(
+    output: Annotated[Path, typer.Option("--output", "-o", help="Repository directory")],
+    key_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--key-dir",
+            help="GnuPG home with the vendor's secret key [default: a "
+            "development key in the dev-keys directory]",
+            show_default=False,
+        ),
+    ] = None,
+    set_dir: SetDir = Path("packages"),
+    cache: CacheDir = None,
+    jobs: Jobs = 2,
+) -> None:
+    """Build the set (cached builds are reused) and publish it as a signed apt repository."""
+    with reporting_errors():
+        key: SigningKey
+        if key_dir is None:
+            key = ensure_dev_key(default_dev_keys_dir())
+            err.print(
+                f"warning: signing with the development key in {key.home} (for "
+                "development only; --key-dir names the vendor's)",
+                markup=False,
+            )
+        else:
+            key = find_signing_key(key_dir)
+        results = _build(None, set_dir, cache, jobs)
+        repo = publish_repository(output, results, key)
+    out.print(f"published {len(results)} source packages to {repo.root} (key {key.fingerprint})")
