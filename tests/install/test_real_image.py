@@ -75,8 +75,9 @@ def release_build(output: Path, keys: DevKeys, work: Path) -> Path:
 def _install(
     device: Path, url: str, trust_root: Path, config: Path
 ) -> subprocess.CompletedProcess[str]:
-    argv = [sys.executable, "-m", "wellcar.install", "-d", str(device), "-b", url, "-C",
-            CHANNEL, "-V", "current", "--trust-root", str(trust_root), "-i", str(config)]  # fmt: skip
+    argv = [sys.executable, "-m", "wellcar.install", "-d", str(device), "-b", url,
+            "-C", CHANNEL, "-V", "current", "--trust-root", str(trust_root),
+            "-i", str(config)]  # fmt: skip
     return subprocess.run(argv, capture_output=True, text=True, timeout=900)
 
 
