@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from wellcar.ignition import v2_x, v3_0, v3_1, v3_2, v3_3, v3_4, v3_5
+from wellcar.ignition import v1, v2_x, v3_0, v3_1, v3_2, v3_3, v3_4, v3_5
 from wellcar.ignition.codec import decode_config
 from wellcar.ignition.errors import ConfigInvalidError, UnsupportedVersionError
 from wellcar.ignition.report import Report
@@ -30,6 +30,7 @@ V3_CHAIN: tuple[tuple[Spec, Translate | None], ...] = (
     (v3_5.SPEC, None),
 )
 SUPPORTED_VERSIONS = (*v2_x.VERSIONS, *(spec.version for spec, _ in V3_CHAIN))
+SPEC_1 = "1"  # `"ignitionVersion": 1`: no `ignition.version` at all
 
 
 @dataclass(frozen=True)
@@ -59,8 +60,10 @@ def _version_of(document: dict[str, Any], origin: str) -> str:
     report = Report()
     ignition = document.get("ignition")
     version = ignition.get("version") if isinstance(ignition, dict) else None
-    if "ignitionVersion" in document and version is None:
-        report.error("$.ignitionVersion", "spec 1 configs are not supported; write spec 3")
+    if v1.is_spec_1(document):
+        if document["ignitionVersion"] == v1.VERSION:
+            return SPEC_1
+        report.error("$.ignitionVersion", f"must be {v1.VERSION} (spec 1), or use ignition.version")
     elif not isinstance(version, str):
         report.error("$.ignition.version", 'is required (e.g. "3.4.0")')
     elif version not in SUPPORTED_VERSIONS:
@@ -78,6 +81,12 @@ def _version_of(document: dict[str, Any], origin: str) -> str:
 def to_latest_document(document: dict[str, Any], origin: str, report: Report) -> dict[str, Any]:
     """Check document in its own spec and translate it step by step to the latest."""
     version = _version_of(document, origin)
+    if version == SPEC_1:
+        v1.SPEC.check(document, report)
+        if report.has_errors:
+            raise ConfigInvalidError(report, origin)
+        document = v1.translate(document)
+        version = v1.TRANSLATED_VERSION
     from_v2 = version in v2_x.VERSIONS
     if from_v2:
         v2_x.SPEC.check(document, report)

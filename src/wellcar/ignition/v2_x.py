@@ -21,6 +21,9 @@ SECTORS_PER_MIB = (1 << 20) // SECTOR
 # Where v2's named filesystems live on a Wellcar node ("root" is the only one Ignition
 # defines; "oem" is Flatcar's convention, mounted at /oem on Wellcar).
 FILESYSTEM_PATHS = {"root": "/", "oem": "/oem"}
+# Any other named filesystem with a `mount` is mounted here while Ignition writes the
+# nodes that name it, then unmounted, as 2.x did (no mount persists after provisioning).
+NAMED_FILESYSTEMS_DIR = "/run/ignition/filesystems"
 
 _owner = Ref("owner")
 _RESOURCE = obj(
@@ -86,7 +89,8 @@ SPEC = Spec(
             spares=INT,
             options=STRINGS,
         ),
-        "filesystem": obj(("name",), name=STRING, mount=Ref("mount"), path=STRING),
+        # A nameless filesystem is valid in 2.x: it is made, and nothing can refer to it.
+        "filesystem": obj(name=STRING, mount=Ref("mount"), path=STRING),
         "mount": obj(
             ("device", "format"),
             device=STRING,
@@ -259,11 +263,17 @@ def translate(document: dict[str, Any], report: Report) -> dict[str, Any]:
     filesystems = []
     for i, fs in enumerate(storage.get("filesystems") or []):
         path = f"$.storage.filesystems[{i}]"
-        if fs.get("path"):
-            fs_paths.setdefault(fs["name"], fs["path"])
+        name = fs.get("name")
+        if name and fs.get("path"):
+            fs_paths.setdefault(name, fs["path"])
         mount = fs.get("mount")
         if not mount:
             continue
+        if name and name not in fs_paths:
+            if "/" in name or name in (".", ".."):
+                report.error(f"{path}.name", f"{name!r} cannot name a mount point")
+                continue
+            fs_paths[name] = f"{NAMED_FILESYSTEMS_DIR}/{name}"
         create = mount.get("create") or {}
         filesystems.append(
             _drop_none(
@@ -274,18 +284,10 @@ def translate(document: dict[str, Any], report: Report) -> dict[str, Any]:
                     "label": mount.get("label"),
                     "uuid": mount.get("uuid"),
                     "options": mount.get("options") or create.get("options"),
-                    "path": fs_paths.get(fs["name"])
-                    if fs["name"] not in FILESYSTEM_PATHS
-                    else None,
+                    "path": fs_paths.get(name) if name and name not in FILESYSTEM_PATHS else None,
                 }
             )
         )
-        if fs["name"] not in fs_paths:
-            report.warn(
-                f"{path}.name",
-                f"filesystem {fs['name']!r} is formatted but not mounted by spec 3; files "
-                "cannot be placed on it",
-            )
     disks = []
     for i, disk in enumerate(storage.get("disks") or []):
         parts = []
