@@ -20,9 +20,9 @@ from wellcar.image.platforms import (
     PLATFORMS,
     ImageFormat,
     UnknownPlatformError,
-    platform_command_line,
     platform_kernel_arguments,
     platform_named,
+    platform_options,
 )
 from wellcar.image.settings import BuildSettings
 from wellcar.metadata.platform_id import platform_from_cmdline
@@ -48,7 +48,7 @@ def test_table_names_each_platform_once_and_its_ids_round_trip() -> None:
               "digitalocean", "metal"}  # fmt: skip
     assert set(names) == wanted
     for platform in PLATFORMS:
-        line = platform_command_line(BASE, platform_kernel_arguments(platform))
+        line = " ".join(platform_options(BASE.split(), platform_kernel_arguments(platform)))
         assert platform_from_cmdline(line) == platform.platform_id
         # The serial console is the last console: /dev/console, where the boot log goes.
         consoles = [w for w in line.split() if w.startswith("console=")]
@@ -57,13 +57,12 @@ def test_table_names_each_platform_once_and_its_ids_round_trip() -> None:
 
 def test_command_line_hook_replaces_consoles_and_keeps_the_slot_words() -> None:
     aws = platform_kernel_arguments(platform_named("aws"))
-    line = platform_command_line(BASE, aws)
-    words = line.split()
+    words = list(platform_options(BASE.split(), aws))
     assert words[:3] == ["verity.usr=PARTUUID=x", "root=PARTLABEL=ROOT", "rw"]
     assert "console=ttyS0" not in words and words[-2:] == ["console=tty0",
                                                             "console=ttyS0,115200n8"]  # fmt: skip
     assert "ignition.platform.id=aws" in words and "flatcar.oem.id=ec2" in words
-    assert platform_command_line(line, aws) == line  # applying twice changes nothing
+    assert platform_options(words, aws) == tuple(words)  # applying twice changes nothing
 
 
 def test_flatcar_spellings_name_the_platform() -> None:

@@ -15,22 +15,22 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from uuid import UUID
 
 from wellcar.disk import DiskError, read_gpt
+from wellcar.disk.boot_entries import LOADER_ENTRIES, parse_boot_entry, render_boot_entry
 
 from .disk_formats import ConvertedImage, convert
 from .errors import ImageContentError
 from .filesystems import make_ext4
-from .platforms import Platform, oem_files, platform_command_line, platform_kernel_arguments
+from .platforms import Platform, oem_files, platform_kernel_arguments, platform_options
 from .tools import run_tool
 
 STEP = "platform"
 PLATFORMS_DIR = "platforms"
 SUMS = "SHA256SUMS"
-ENTRIES_DIR = "loader/entries"
 EXT4_UUID_OFFSET = 1024 + 0x68  # superblock at 1 KiB, s_uuid at 0x68
 # Reported per platform: (platform name, index from 0, number of platforms).
 PlatformCallback = Callable[[str, int, int], None]
@@ -76,27 +76,27 @@ def _mtools(image_at: str) -> tuple[list[str], dict[str, str]]:
 
 def rewrite_boot_entries(disk: Path, esp_offset: int, extra: tuple[str, ...], work: Path,
                          log: Path | None) -> list[str]:  # fmt: skip
-    """Apply the platform's words to the ``options`` line of every boot entry in the ESP
-    (inside ``disk`` at ``esp_offset``); returns the new command lines."""
+    """Every boot entry in the ESP (inside ``disk`` at ``esp_offset``) read and written
+    back through the boot contract with the platform's words; the new command lines."""
     image, env = _mtools(f"{disk}@@{esp_offset}")
-    names = run_tool(STEP, ["mdir", "-b", *image, f"::/{ENTRIES_DIR}"], log=log, env=env)
+    names = run_tool(STEP, ["mdir", "-b", *image, f"::/{LOADER_ENTRIES}"], log=log, env=env)
     lines = []
     for entry in sorted(n.strip() for n in names.splitlines() if n.strip().endswith(".conf")):
         name = entry.rsplit("/", 1)[-1]
-        text = run_tool(STEP, ["mtype", *image, f"::/{ENTRIES_DIR}/{name}"], log=None, env=env)
-        out = []
-        for line in text.splitlines():
-            key, _, value = line.partition(" ")
-            if key == "options":
-                line = f"options {platform_command_line(value.strip(), extra)}"
-                lines.append(line.removeprefix("options "))
-            out.append(line)
+        text = run_tool(STEP, ["mtype", *image, f"::/{LOADER_ENTRIES}/{name}"], log=None, env=env)
+        try:
+            parsed = parse_boot_entry(text)
+            rewritten = replace(parsed, options=platform_options(parsed.options, extra))
+            new_text = render_boot_entry(rewritten)
+        except DiskError as exc:
+            raise ImageContentError(STEP, f"boot entry {name}: {exc}") from exc
+        lines.append(" ".join(rewritten.options))
         local = work / name
-        local.write_text("\n".join(out) + "\n", encoding="utf-8")
-        run_tool(STEP, ["mcopy", "-o", *image, str(local), f"::/{ENTRIES_DIR}/{name}"],
+        local.write_text(new_text, encoding="utf-8")
+        run_tool(STEP, ["mcopy", "-o", *image, str(local), f"::/{LOADER_ENTRIES}/{name}"],
                  log=log, env=env)  # fmt: skip
     if not lines:
-        raise ImageContentError(STEP, f"no boot entry with an options line in {disk}")
+        raise ImageContentError(STEP, f"no boot entry in {disk}")
     return lines
 
 

@@ -6,14 +6,15 @@ the platform's kernel arguments) and the boot entry's command line (platform id 
 consoles). Then it is written in the format the platform imports (wellcar.image.disk_formats).
 
 The kernel command line of a platform is the slot's base command line (owned by the boot
-contract) with :func:`platform_command_line` applied: the platform's ``console=`` words
+contract) with :func:`platform_options` applied: the platform's ``console=`` words
 replace the base's, and its platform ids follow. The same words are kept on the OEM
-partition (``OEM_KERNEL_ARGS``) so boot entries written later (an update's slot) can
-carry them too.
+partition (``OEM_KERNEL_ARGS``) for tools that write a boot entry from scratch; the agent
+carries the running command line over to an update's entry by itself.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -97,13 +98,13 @@ def platform_kernel_arguments(platform: Platform) -> tuple[str, ...]:
     return (*platform.platform_id.kernel_arguments(), *platform.extra_kernel_args, *consoles)
 
 
-def platform_command_line(base: str, extra: tuple[str, ...]) -> str:
-    """``base`` (a slot's command line) with a platform's words: its ``console=`` words
-    replace the base's, the rest are appended (once)."""
-    words = base.split()
+def platform_options(base: Sequence[str], extra: Sequence[str]) -> tuple[str, ...]:
+    """A slot's command line words (wellcar.disk.boot_entries) with a platform's: its
+    ``console=`` words replace the base's, the rest are appended (once)."""
+    words = list(base)
     if any(word.startswith("console=") for word in extra):
         words = [word for word in words if not word.startswith("console=")]
-    return " ".join([*words, *(word for word in extra if word not in words)])
+    return (*words, *(word for word in extra if word not in words))
 
 
 def render_oem_release(platform: Platform, version: str) -> str:
