@@ -84,7 +84,7 @@ def release_image(base: Path, image: Path, version: str = VERSION) -> Release:
     return Release(tree, image, tree / "metadata" / "1.root.json", public)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def released(tmp_path_factory: pytest.TempPathFactory) -> Release:
     base = tmp_path_factory.mktemp("released")
     return release_image(base, make_image(base / "disk.img"))

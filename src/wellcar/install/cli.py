@@ -112,6 +112,7 @@ def build_parser(prog: str, defaults: NodeDefaults) -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace, defaults: NodeDefaults) -> InstallOutcome:
+    from rich.console import Console
     from rich.progress import (
         BarColumn,
         DownloadColumn,
@@ -142,7 +143,7 @@ def _run(args: argparse.Namespace, defaults: NodeDefaults) -> InstallOutcome:
     )
     bar = Progress(
         TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-        TimeRemainingColumn(), transient=True,
+        TimeRemainingColumn(), transient=True, console=Console(stderr=True),
     )  # fmt: skip
     tasks: dict[str, TaskID] = {}
     labels = {"write": "writing", "check": "reading back"}
