@@ -120,3 +120,20 @@ def test_missing_key_publishes_nothing(tmp_path: Path, key: SigningKey) -> None:
     assert sorted(p.relative_to(target) for p in target.rglob("*")) == before
     assert Repository(target).binaries() == {"dash": "1-1"}
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".repo")] == []
+
+
+def test_image_origin_check(tmp_path: Path, key: SigningKey) -> None:
+    from wellcar.packages.errors import ImageOriginError
+    from wellcar.packages.image_origin import check_image_origin, mmdebstrap_arguments
+
+    repo = publish_repository(tmp_path / "repo", [make_build(tmp_path, "dash", "1-1+w1")], key)
+    assert check_image_origin({"dash": "1-1+w1", "bash": "5"}, repo.root) == ["dash"]
+    assert check_image_origin({"bash": "5"}, repo.root) == []
+    with pytest.raises(ImageOriginError, match=r"not from Wellcar's repository: dash 1-2 \("):
+        check_image_origin({"dash": "1-2"}, repo.root)
+    hooks = mmdebstrap_arguments(repo.root)
+    assert any(str(repo.preferences) in hook for hook in hooks)
+    repo.release.write_text("tampered")  # InRelease still verifies; an index does not
+    repo.packages_index.write_text("")
+    with pytest.raises(RepositoryError):
+        mmdebstrap_arguments(repo.root)

@@ -18,6 +18,12 @@ import sysconfig
 from pathlib import Path
 
 import wellcar
+from wellcar.packages.errors import PackageError
+from wellcar.packages.image_origin import (
+    check_image_origin,
+    mmdebstrap_arguments,
+    repository_source,
+)
 
 from .errors import ImageContentError
 from .settings import BuildSettings
@@ -81,6 +87,14 @@ def run_mmdebstrap(settings: BuildSettings, rootfs: Path, log: Path) -> None:
     cache = settings.package_cache.expanduser().resolve()
     cache.mkdir(parents=True, exist_ok=True)
     archives = "/var/cache/apt/archives"
+    ours: list[str] = []  # Wellcar's repository, pinned above Debian's (docs/packages.md)
+    our_source: list[str] = []
+    if settings.package_repository is not None:
+        try:
+            ours = mmdebstrap_arguments(settings.package_repository)
+        except PackageError as exc:
+            raise ImageContentError("rootfs", str(exc)) from exc
+        our_source = [repository_source(settings.package_repository)]
     argv = [
         "mmdebstrap",
         "--mode=root",
@@ -95,11 +109,18 @@ def run_mmdebstrap(settings: BuildSettings, rootfs: Path, log: Path) -> None:
         f'--setup-hook=mkdir -p "$1"{archives}',
         f"--setup-hook=sync-in {cache} {archives}",
         f"--customize-hook=sync-out {archives} {cache}",
+        *ours,
         settings.suite,
         str(rootfs),
         *settings.mirrors,
+        *our_source,
     ]
     run_tool("rootfs", argv, log=log, env={"SOURCE_DATE_EPOCH": str(settings.epoch)})
+    if settings.package_repository is not None:
+        try:
+            check_image_origin(installed_packages(rootfs), settings.package_repository)
+        except PackageError as exc:
+            raise ImageContentError("rootfs", str(exc)) from exc
     # sync-out also copies apt's lock file and partial/ directory; keep only the .debs.
     (cache / "lock").unlink(missing_ok=True)
 

@@ -211,6 +211,10 @@ SETTINGS: tuple[Setting, ...] = (
             "~/.local/share/wellcar/dev-keys]"),
     Setting("payload_zstd_level", S, Kind.INT, _const(19),
             "zstd level of the update payload (lower builds faster)"),
+    Setting("package_repository", S, Kind.OPTIONAL_PATH, _const(None),
+            "Wellcar's signed apt repository (wellcar packages repo): its packages are "
+            "pinned above Debian's, and the build fails if one of them is installed from "
+            "elsewhere (docs/packages.md) [default: Debian's packages only]"),
 )  # fmt: skip
 del B, S
 
@@ -259,6 +263,7 @@ class BuildSettings:
     signing_key: Path | None = None
     payload_zstd_level: int = 19
     dev_keys_dir: Path = field(default_factory=default_dev_keys_dir)
+    package_repository: Path | None = None
 
     @property
     def epoch(self) -> int:

@@ -9,6 +9,7 @@ Layout (apt's "dists" form, one suite and one component)::
     dists/wellcar/InRelease           Release, clearsigned
     dists/wellcar/Release.gpg         Release, detached signature
     wellcar-archive-keyring.gpg       the public key (apt's signed-by)
+    wellcar-preferences               the apt pin an image build uses
 
 The new tree is made beside the published one, its InRelease checked with gpgv against the
 exported key, and only then swapped in by renames; a failure anywhere leaves the previous
@@ -38,6 +39,7 @@ COMPONENT = "main"
 ARCHITECTURE = "amd64"
 ORIGIN = "Wellcar"
 KEYRING_FILE = "wellcar-archive-keyring.gpg"
+PREFERENCES_FILE = "wellcar-preferences"  # the pin, for an image build (image_origin)
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,10 @@ class Repository:
     @property
     def keyring(self) -> Path:
         return self.root / KEYRING_FILE
+
+    @property
+    def preferences(self) -> Path:
+        return self.root / PREFERENCES_FILE
 
     def apt_line(self) -> str:
         """The sources line an apt (or mmdebstrap) uses for this repository."""
@@ -171,6 +177,7 @@ def stage_repository(staging: Path, builds: list[BuildResult], key: SigningKey) 
         key.gpg("--armor", "--detach-sign", stdin=release.encode())
     )
     repo.keyring.write_bytes(key.gpg("--export", key.fingerprint))
+    repo.preferences.write_text(pin_preferences(), encoding="utf-8")
     verify_repository(repo)
     return repo
 
