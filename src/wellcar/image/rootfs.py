@@ -64,13 +64,15 @@ from wellcar.agent.cli import wellcar_main
 
 sys.exit(wellcar_main())
 """
-# Flatcar's node commands (wellcar.agent.compat), as /usr/bin launchers: name -> module.
+# Flatcar's node commands (wellcar.agent.compat), as /usr/bin launchers: name -> module;
+# and the installer, on the image as flatcar-install is on Flatcar's (docs/install.md).
 COMPAT_LAUNCHERS = {
     "update_engine_client": "wellcar.agent.compat.update_engine_client",
     "locksmithctl": "wellcar.agent.compat.locksmithctl",
+    "wellcar-install": "wellcar.install.cli",
 }
 COMPAT_LAUNCHER = """#!/usr/bin/python3
-# Flatcar's {name}, installed by the image build (see docs/agent.md).
+# {name}, a node command as Flatcar has it, installed by the image build (docs/agent.md).
 import sys
 
 sys.path.insert(0, "/usr/lib/wellcar/python")
