@@ -200,8 +200,10 @@ def test_mount_units_are_named_as_systemd_escape_names_them(path: str) -> None:
     text = (f"variant: flatcar\nversion: 1.1.0\nstorage:\n  filesystems:\n"
             f"    - {{device: /dev/vdb, format: ext4, path: {json.dumps(path)}, "
             "with_mount_unit: true}\n")  # fmt: skip
-    if path == "/":
-        return  # a mount on / is refused elsewhere; the name is what matters here
+    if path in ("/", "/a//b/"):
+        # A mount on / is refused elsewhere, and Ignition refuses a path that is not
+        # canonical (ErrDirtyPath); the unit's name is what matters here.
+        return
     (unit,) = transpile(text).config["systemd"]["units"]
     assert unit["name"] == expected
     assert f"Where={path}" in unit["contents"]

@@ -62,7 +62,7 @@ class Fetcher:
     def fetch(self, resource: Resource, where: str) -> bytes:
         """The verified, decompressed bytes of resource; where is its JSON path for errors."""
         source = resource.source
-        if source is None:
+        if not source:  # none, or empty: Ignition's util.NilOrEmpty
             return b""
         scheme = urllib.parse.urlsplit(source).scheme.lower()
         try:

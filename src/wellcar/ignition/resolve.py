@@ -23,7 +23,7 @@ def resolve(config: Config, fetcher: Fetcher, report: Report, depth: int = 0) ->
     for i, ca in enumerate(config.ignition.security.tls.certificate_authorities):
         fetcher.add_ca(fetcher.fetch(ca, f"$.ignition.security.tls.certificateAuthorities[{i}]"))
     refs = config.ignition.config
-    if refs.replace.source is not None:
+    if refs.replace.source:  # an empty source is none, as in Ignition
         data = fetcher.fetch(refs.replace, "$.ignition.config.replace")
         child = parse_config(data, origin=f"config from {refs.replace.source[:80]}")
         report.extend(child.report)

@@ -5,6 +5,7 @@ the JSON types, plus what Wellcar cannot do (so `wellcar config validate` answer
 
 from __future__ import annotations
 
+import posixpath
 import re
 import urllib.parse
 from collections.abc import Iterable
@@ -40,9 +41,11 @@ def validate(config: Config, report: Report) -> None:
 
 def check_resource(resource: Resource, path: str, report: Report, *, needs_source: bool) -> None:
     source = resource.source
-    if source is None:
+    if not source:  # Ignition treats an empty source as none (util.NilOrEmpty)
         if needs_source:
             report.error(f"{path}.source", "is required")
+        if resource.verification.hash is not None:
+            report.error(f"{path}.verification.hash", "verification needs a source to verify")
         return
     scheme = urllib.parse.urlsplit(source).scheme.lower()
     if scheme in IGNITION_ONLY_SCHEMES:
@@ -104,6 +107,14 @@ def check_node_path(path_value: str, path: str, report: Report) -> None:
         report.error(path, f"{path_value!r} must not contain '..'")
     elif "\0" in path_value:
         report.error(path, "must not contain a NUL byte")
+    elif path_value != canonical_path(path_value):
+        # Ignition's ErrDirtyPath: a trailing slash, "//" or "/./" is refused, not fixed.
+        report.error(path, f"{path_value!r} is not canonical; write {canonical_path(path_value)!r}")
+
+
+def canonical_path(path_value: str) -> str:
+    """What Go's path.Clean makes of an absolute path (Python keeps a leading "//")."""
+    return "/" + posixpath.normpath(path_value).lstrip("/")
 
 
 def _check_owner(owner: Owner, path: str, report: Report) -> None:
@@ -164,7 +175,39 @@ def _check_storage(config: Config, report: Report) -> None:
         elif link.hard and not link.target.startswith("/"):
             report.error(f"{base}.target", "a hard link's target must be an absolute path")
     _duplicates(nodes, "path", report)
+    _check_node_relations(config, report)
     _check_disks(config, report)
+
+
+def _check_node_relations(config: Config, report: Report) -> None:
+    """Ignition's storage and config rules that look at two entries at once."""
+    storage = config.storage
+    link_paths = [link.path for link in storage.links]
+    paths: list[tuple[str, str]] = [
+        *((f"$.storage.files[{i}].path", f.path) for i, f in enumerate(storage.files)),
+        *((f"$.storage.directories[{i}].path", d.path) for i, d in enumerate(storage.directories)),
+        *((f"$.storage.links[{i}].path", k.path) for i, k in enumerate(storage.links)),
+    ]
+    for where, node_path in paths:
+        for link_path in link_paths:
+            if node_path.startswith(link_path.rstrip("/") + "/"):
+                report.error(
+                    where, f"{node_path!r} is under {link_path!r}, a link this config creates"
+                )
+    directories = {d.path for d in storage.directories}
+    for i, link in enumerate(storage.links):
+        if link.hard and link.target and canonical_path(link.target) in directories:
+            report.error(f"$.storage.links[{i}].target", "a hard link cannot point to a directory")
+    unit_paths: set[str] = set()
+    for unit in config.systemd.units:
+        if unit.contents:
+            unit_paths.add(f"/etc/systemd/system/{unit.name}")
+        for dropin in unit.dropins:
+            if dropin.contents:
+                unit_paths.add(f"/etc/systemd/system/{unit.name}.d/{dropin.name}")
+    for where, node_path in paths:
+        if node_path in unit_paths:
+            report.error(where, f"{node_path!r} is also written by systemd.units; keep one of them")
 
 
 def _check_disks(config: Config, report: Report) -> None:
@@ -206,6 +249,8 @@ def _check_disks(config: Config, report: Report) -> None:
             check_node_path(fs.path, f"{base}.path", report)
             if fs.format in (None, "swap", "none"):
                 report.error(f"{base}.path", "a mount path needs a mountable format")
+        if fs.label is not None and not fs.format:
+            report.error(f"{base}.label", "a filesystem label needs a format")
         limit = _LABEL_LIMITS.get(fs.format or "")
         if fs.label is not None and limit is not None and len(fs.label) > limit:
             report.error(f"{base}.label", f"{fs.format} labels have at most {limit} characters")
