@@ -31,6 +31,9 @@ class Account:
     uid: int
     gid: int
     home: str
+    gecos: str = ""
+    shell: str = ""
+    password: str | None = None  # the shadow entry's hash
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ class GroupEntry:
     name: str
     gid: int
     members: tuple[str, ...] = ()
+    password: str | None = None  # the gshadow entry's hash
 
 
 @dataclass
@@ -55,11 +59,14 @@ class AccountDb:
     def load(cls, root: TargetRoot) -> AccountDb:
         etc = root.path / "etc"
         db = cls()
+        shadow = {row[0]: row[1] for row in _rows(etc / "shadow", 2)}
+        gshadow = {row[0]: row[1] for row in _rows(etc / "gshadow", 2)}
         for row in _rows(etc / "passwd", 7):
-            db.accounts.append(Account(row[0], _int(row[2]), _int(row[3]), row[5]))
+            account = Account(row[0], _int(row[2]), _int(row[3]), row[5], row[4], row[6])
+            db.accounts.append(replace(account, password=shadow.get(row[0])))
         for row in _rows(etc / "group", 4):
             members = tuple(m for m in row[3].split(",") if m)
-            db.groups.append(GroupEntry(row[0], _int(row[2]), members))
+            db.groups.append(GroupEntry(row[0], _int(row[2]), members, gshadow.get(row[0])))
         db.login_defs = _settings(etc / "login.defs", " ")
         home = _settings(etc / "default/useradd", "=").get("HOME")
         db.login_defs.setdefault("HOME", home or DEFAULT_HOME_BASE)
@@ -117,8 +124,11 @@ class AccountDb:
                     f"{where}: group {group.name!r} already exists with gid {existing.gid}, "
                     f"not {group.gid}; drop gid from the config or pick another name"
                 )
-            if group.password_hash is not None:
-                self.commands.append(["groupmod", "--password", group.password_hash, group.name])
+            password = group.password_hash
+            if password is not None and (password or NO_PASSWORD) != existing.password:
+                self.commands.append(
+                    ["groupmod", "--password", password or NO_PASSWORD, group.name]
+                )
             return
         used = {g.gid for g in self.groups}
         if group.gid is not None and group.gid in used:
@@ -209,8 +219,14 @@ class AccountDb:
         missing = [g for g in user.groups if user.name not in self._members(g)]
         self._check_supplementary(user, where)
         password = None if user.password_hash is None else user.password_hash or NO_PASSWORD
-        options = (("--password", password), ("--comment", user.gecos), ("--shell", user.shell))
-        argv = [item for key, value in options if value for item in (key, value)]
+        options = (
+            ("--password", password, existing.password),
+            ("--comment", user.gecos, existing.gecos),
+            ("--shell", user.shell, existing.shell),
+        )
+        # Only what differs: applying the same config again changes nothing.
+        argv = [item for key, value, now in options if value and value != now
+                for item in (key, value)]  # fmt: skip
         if missing:
             argv += ["--append", "--groups", ",".join(missing)]
         if argv:
