@@ -64,3 +64,19 @@ def test_a_unit_path_without_contents_is_no_conflict() -> None:
     """Only units and drop-ins that the config writes own their path (Ignition's rule)."""
     files = [{"path": "/etc/systemd/system/c.service", "contents": {"source": "data:,x"}}]
     assert report_of({"files": files}, {"units": [{"name": "c.service", "enabled": True}]}) == []
+
+
+def test_an_enabled_unit_without_install_is_warned_about() -> None:
+    document = {
+        "ignition": {"version": "3.4.0"},
+        "systemd": {"units": [
+            {"name": "a.service", "enabled": True, "contents": "[Service]\nExecStart=/bin/true\n"},
+            {"name": "b.service", "enabled": True,
+             "contents": "[Service]\nExecStart=/bin/true\n[Install]\nWantedBy=multi-user.target\n"},
+        ]},
+    }  # fmt: skip
+    report = check_config(json.dumps(document).encode())
+    assert not report.errors
+    warned = [str(w) for w in report.warnings]
+    assert any("units[0]" in w and "no [Install]" in w for w in warned), warned
+    assert not any("units[1]" in w for w in warned), warned

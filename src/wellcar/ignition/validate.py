@@ -280,6 +280,19 @@ def _check_systemd(config: Config, report: Report) -> None:
             _check_aliases(unit.name, unit.contents, f"{base}.contents", report)
         if unit.mask and unit.enabled:
             report.error(f"{base}.enabled", "a masked unit cannot be enabled")
+        if (
+            unit.enabled
+            and unit.contents
+            and not any(
+                install_values(unit.contents, key)
+                for key in ("WantedBy", "RequiredBy", "UpheldBy", "Alias", "Also")
+            )
+        ):
+            # Ignition's warning: systemd's preset enables nothing for such a unit.
+            report.warn(
+                f"{base}.contents",
+                f"{unit.name} is enabled but has no [Install] section, so enabling does nothing",
+            )
         flatcar = refused(unit.name)
         if flatcar is not None and unit.contents is None:
             report.error(
