@@ -103,6 +103,24 @@ WantedBy=multi-user.target
 KERNEL_ARGUMENT = "wellcar.test-argument=kept"
 
 
+# What a Flatcar user's config does (issue 23): a new user, a unit written through
+# storage.files and enabled by name, a drop-in for Flatcar's sshd.service (Debian's
+# ssh.service has that alias), and /etc/hostname without overwrite.
+NODE_NAME = "wellcar-vm-node"
+OPS_USER = "ops"
+MARKER_UNIT = """[Unit]
+Description=Leave a marker that a unit written by storage.files ran
+
+[Service]
+Type=oneshot
+ExecStart=/bin/sh -c 'hostname > /var/lib/provision-marker'
+
+[Install]
+WantedBy=multi-user.target
+"""
+SSHD_DROPIN = "[Service]\nEnvironment=WELLCAR_DROPIN=1\n"
+
+
 def file_entry(path: str, text: str) -> dict[str, object]:
     return {"path": path, "mode": 0o644, "overwrite": True,
             "contents": {"source": data_url(text)}}  # fmt: skip
@@ -129,6 +147,7 @@ def ignition_config(public_key: str) -> dict[str, object]:
                     "sshAuthorizedKeys": [public_key],
                     "groups": ["sudo", "docker", "wheel"],
                 },
+                {"name": OPS_USER, "groups": ["docker"], "sshAuthorizedKeys": [public_key]},
             ]
         },
         "storage": {
@@ -136,9 +155,25 @@ def ignition_config(public_key: str) -> dict[str, object]:
                 file_entry("/etc/wellcar/update.conf", update_conf),
                 file_entry("/etc/provisioned-by", "ignition\n"),
                 file_entry("/var/lib/hello/Dockerfile", dockerfile),
+                file_entry("/etc/systemd/system/provision-marker.service", MARKER_UNIT),
+                # No overwrite, as Flatcar's docs write it: the first-boot /etc has none.
+                {
+                    "path": "/etc/hostname",
+                    "mode": 0o644,
+                    "contents": {"source": data_url(f"{NODE_NAME}\n")},
+                },
             ]
         },
-        "systemd": {"units": [{"name": "hello.service", "enabled": True, "contents": HELLO_UNIT}]},
+        "systemd": {
+            "units": [
+                {"name": "hello.service", "enabled": True, "contents": HELLO_UNIT},
+                {"name": "provision-marker.service", "enabled": True},
+                {
+                    "name": "sshd.service",
+                    "dropins": [{"name": "10-test.conf", "contents": SSHD_DROPIN}],
+                },
+            ]
+        },
         # Set in both slots' entries by the first boot, which then reboots once; the agent
         # carries them into N+1's entry.
         "kernelArguments": {"shouldExist": [KERNEL_ARGUMENT]},
@@ -280,6 +315,34 @@ def check_flatcar_user_model(node: Node) -> None:
     assert node.ssh("passwd -S core").split()[1] == "L"  # locked: ssh keys only
 
 
+def check_provisioning(node: Node) -> None:
+    """What the config asked, as Flatcar would have it: Debian's shadow ownership, the new
+    user's subordinate ids, a unit from storage.files enabled and run, Flatcar's
+    sshd.service name with its drop-in, the config's hostname."""
+    for name in ("shadow", "gshadow"):
+        assert node.ssh(f"stat -c '%U:%G %a' /etc/{name}").split() == ["root:shadow", "640"]
+    for name in ("subuid", "subgid"):
+        start, count = node.ssh(f"grep '^{OPS_USER}:' /etc/{name}").strip().split(":")[1:]
+        assert int(start) >= 100000 and int(count) == 65536, name
+    assert node.ssh("id -un", user=OPS_USER).strip() == OPS_USER
+    assert "docker" in node.ssh(f"id -nG {OPS_USER}").split()
+    assert node.ssh("systemctl is-enabled provision-marker.service").strip() == "enabled"
+    wait_until(
+        "provision-marker.service to run",
+        lambda: node.ssh("cat /var/lib/provision-marker", check=False).strip(),
+        300,
+    )
+    assert node.ssh("systemctl show -p Result --value provision-marker").strip() == "success"
+    status = node.ssh("systemctl status --no-pager sshd")  # exit 0: active
+    assert "ssh.service" in status and "10-test.conf" in status, status
+    assert "WELLCAR_DROPIN=1" in node.ssh("systemctl show -p Environment --value sshd")
+    assert f"Static hostname: {NODE_NAME}" in node.ssh("hostnamectl status")
+    assert node.ssh("hostname").strip() == NODE_NAME
+    assert node.ssh("cat /var/lib/provision-marker").strip() == NODE_NAME
+    # The factory defaults filled the gaps after provisioning.
+    assert node.ssh("test -s /etc/ssh/sshd_config && test -s /etc/motd && echo ok").strip() == "ok"
+
+
 def check_no_package_manager(node: Node) -> None:
     assert node.ssh("command -v apt apt-get; true").strip() == ""
     timers = node.ssh("systemctl list-timers --all --no-pager")
@@ -388,6 +451,7 @@ def test_node_updates_itself_survives_power_loss_and_falls_back(
             assert "Read-only file system" in vm.ssh("touch /usr/x", user="root", key=key).stderr
             assert node.ssh("id -un", user="core").strip() == "core"
             check_flatcar_user_model(node)
+            check_provisioning(node)
             check_no_package_manager(node)
             check_node_commands(node)
             check_agent_journal(node)

@@ -177,13 +177,14 @@ RemainAfterExit=yes
 ExecStart=/usr/bin/python3 -m wellcar.ignition first-boot --root / \
     --brand-domain {brand_domain(settings)} --flag /{FIRST_BOOT_FLAG} --oem-dir /oem \
     --brand {brand.id} --esp /boot
+# systemd read /etc/hostname before provisioning: a config's name applies in this boot,
+# before the units the config enabled start.
+ExecStartPost=-/bin/sh -c '[ ! -s /etc/hostname ] || hostname -F /etc/hostname'
 # Units and links the config wrote are loaded, and the default target queued again, so
 # the units it enabled start in this same boot. ("-": when kernel arguments made the
 # node reboot, the reboot job refuses this start, which is no failure.)
 ExecStartPost=/usr/bin/systemctl daemon-reload
 ExecStartPost=-/usr/bin/systemctl --no-block start default.target
-# systemd read /etc/hostname before provisioning: a config's name applies in this boot.
-ExecStartPost=-/bin/sh -c '[ ! -s /etc/hostname ] || hostname -F /etc/hostname'
 StandardOutput=journal+console
 StandardError=journal+console
 TimeoutStartSec=15min
