@@ -165,6 +165,8 @@ def check_accounts(config: Config, root: Path, fresh: Path) -> None:
             assert row[4] == user.gecos
         if user.shell:
             assert row[6] == user.shell
+        elif created:
+            assert row[6] == "/bin/bash"  # the image's useradd default, Flatcar's shell
         if user.home_dir:
             assert row[5] == user.home_dir
         elif created:

@@ -19,6 +19,7 @@ from .tools import run_tool
 CORE_USER = "core"
 CORE_UID = 500  # Flatcar's: files and configs written for Flatcar name it
 CORE_GECOS = "Container Linux user"
+DEFAULT_SHELL = "/bin/bash"  # for users made later (Ignition's), as on Flatcar
 # Debian has sudo, adm and systemd-journal (base-passwd, systemd) and docker.io adds
 # docker; wheel is Flatcar's and made here. A missing one is made as a system group, so
 # the user model does not depend on the package list.
@@ -73,6 +74,9 @@ def install_core_user(rootfs: Path, epoch: int, log: Path | None) -> None:
              CORE_USER],
             log=log, env=env,
         )  # fmt: skip
+    # Flatcar's useradd gives new users bash (Debian's: /bin/sh); users a config creates
+    # without a shell get what they would get on Flatcar. Debian's tool writes the default.
+    run_tool("node-setup", ["useradd", "-D", root, "--shell", DEFAULT_SHELL], log=log, env=env)
     dropin = rootfs / SUDOERS_DROPIN
     dropin.parent.mkdir(parents=True, exist_ok=True)
     dropin.write_text(render_sudoers(), encoding="utf-8")
