@@ -12,6 +12,7 @@ from rich.console import Console
 
 from wellcar.cli.log_options import LogFormatChoice
 from wellcar.server.auth import Tokens
+from wellcar.server.console.session import ConsoleAuth
 from wellcar.server.db.engine import create_db_engine, migrate
 from wellcar.server.errors import ServerError
 from wellcar.server.fleetlock import MAX_FLEETLOCK_SLOTS
@@ -62,6 +63,13 @@ def serve(
             help="FleetLock: reboot slots of a group without configured slots (0: none)",
         ),
     ] = DEFAULT_FLEETLOCK_SLOTS,
+    console_auth: Annotated[
+        ConsoleAuth,
+        typer.Option(
+            help="Console sign-in: 'token' (the admin or read-only token), "
+            "'none' (a lab only: everybody is admin)"
+        ),
+    ] = ConsoleAuth.TOKEN,
 ) -> None:
     """Run the update server: Omaha at /v1/update/, FleetLock at /v1/pre-reboot and
     /v1/steady-state, REST at /api, /metrics, /health."""
@@ -74,6 +82,7 @@ def serve(
         fleetlock_default_slots=fleetlock_default_slots,
         log_level=log_level,
         log_format=log_format.value,
+        console_auth=console_auth.value,
     )
     configure_server_logging(log_level, log_format.value)
     try:
@@ -84,6 +93,8 @@ def serve(
     announce_tokens(data_dir)
     os.environ.update(settings_to_env(settings))
     console.print(f"serving on http://{host}:{port}/ (Omaha: {host}:{port}/v1/update/)")
+    if console_auth is ConsoleAuth.LAB:
+        console.print("[yellow]console without sign-in (lab mode): anyone who reaches it is admin")
     uvicorn.run(
         "wellcar.server.api.asgi:app_from_env",
         factory=True,

@@ -22,6 +22,7 @@ class ServerSettings:
     fleetlock_default_slots: int = DEFAULT_FLEETLOCK_SLOTS
     log_level: str = "info"
     log_format: str = "logfmt"  # wellcar.logline.LOG_FORMATS
+    console_auth: str = "token"  # wellcar.server.console.session.ConsoleAuth
 
     @property
     def effective_database_url(self) -> str:

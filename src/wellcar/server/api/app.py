@@ -20,6 +20,7 @@ from wellcar.server.api import api_router
 from wellcar.server.api import fleetlock as fleetlock_api
 from wellcar.server.auth import Tokens
 from wellcar.server.clock import Clock, utc_now
+from wellcar.server.console.mount import mount_console
 from wellcar.server.db.engine import READ_ONLY, create_db_engine, migrate
 from wellcar.server.fleetlock import FleetLock
 from wellcar.server.metrics import ServerMetrics
@@ -139,4 +140,5 @@ def create_app(
     app.include_router(fleetlock_api.protocol_router)
     app.include_router(api_router)
     app.include_router(fleetlock_api.router, prefix="/api")
+    mount_console(app, settings, tokens)
     return app

@@ -18,6 +18,7 @@ ENV_POOL = "WELLCAR_SERVE_DB_POOL"
 ENV_FLEETLOCK_SLOTS = "WELLCAR_SERVE_FLEETLOCK_DEFAULT_SLOTS"
 ENV_LOG_LEVEL = "WELLCAR_SERVE_LOG_LEVEL"
 ENV_LOG_FORMAT = "WELLCAR_SERVE_LOG_FORMAT"
+ENV_CONSOLE_AUTH = "WELLCAR_SERVE_CONSOLE_AUTH"
 
 
 def settings_to_env(settings: ServerSettings) -> dict[str, str]:
@@ -27,6 +28,7 @@ def settings_to_env(settings: ServerSettings) -> dict[str, str]:
         ENV_FLEETLOCK_SLOTS: str(settings.fleetlock_default_slots),
         ENV_LOG_LEVEL: settings.log_level,
         ENV_LOG_FORMAT: settings.log_format,
+        ENV_CONSOLE_AUTH: settings.console_auth,
     }
     if settings.database_url:
         env[ENV_DATABASE] = settings.database_url
@@ -46,6 +48,7 @@ def app_from_env() -> FastAPI:
         ),
         log_level=os.environ.get(ENV_LOG_LEVEL, "info"),
         log_format=os.environ.get(ENV_LOG_FORMAT, "logfmt"),
+        console_auth=os.environ.get(ENV_CONSOLE_AUTH, "token"),
     )
     # A worker process of `--workers N` starts with Python's default logging (bare
     # messages, warnings only): give it the same lines as the parent.
