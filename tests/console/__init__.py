@@ -1,0 +1,1 @@
+"""Browser tests of the fleet console: Playwright driving Debian's chromium."""
