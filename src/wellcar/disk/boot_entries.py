@@ -22,6 +22,7 @@ import shlex
 from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
+from functools import cmp_to_key
 from uuid import UUID
 
 from .errors import BootedSlotUnknownError, BootEntryError, PartitionNotFoundError
@@ -471,3 +472,186 @@ def booted_slot_from_cmdline(
         f"the kernel command line names no /usr slot (no verity.usr= or mount.usr=PARTUUID=, "
         f"{SLOT_HINT_KEY}=a|b or known verity.usrhash=): {cmdline.strip()!r}"
     )
+
+
+# ------------------------------------------------------- GRUB on BIOS machines
+#
+# A BIOS machine boots GRUB (core.img in BIOS-BOOT, its prefix on the ESP), which reads a
+# grub.cfg rendered from the same entries as systemd-boot's and counts tries in a grubenv
+# next to it. GRUB script has no arithmetic: a counter goes down by string comparison,
+# one branch per value up to GRUB_MAX_TRIES. See docs/bios.md.
+
+GRUB_DIR = "grub"
+GRUB_CFG = f"{GRUB_DIR}/grub.cfg"
+GRUBENV = f"{GRUB_DIR}/grubenv"
+# core.img's prefix: "(,gpt1)" is partition 1 (the ESP) of the disk GRUB was loaded from,
+# whatever BIOS drive number that disk has.
+GRUB_PREFIX = f"(,gpt1)/{GRUB_DIR}"
+GRUB_MAX_TRIES = 5
+GRUBENV_SIZE = 1024  # GRUB rewrites the block in place: the file keeps exactly this size
+_GRUBENV_HEADER = "# GRUB Environment Block\n"
+# Characters a GRUB word may have without quotes.
+_GRUB_PLAIN = re.compile(r"[A-Za-z0-9_./:=,+@%-]+")
+
+
+def grub_counter(slot: Slot) -> str:
+    """The grubenv variable counting ``slot``'s tries left (absent or empty: no counter)."""
+    return f"tries_left_{slot.value.lower()}"
+
+
+def grub_entry_id(brand: str, slot: Slot) -> str:
+    return f"{brand}-{slot.value.lower()}"
+
+
+def grub_quote(word: str) -> str:
+    """A word as GRUB script reads it back: single quotes unless plainly safe."""
+    if _GRUB_PLAIN.fullmatch(word):
+        return word
+    return "'" + word.replace("'", "'\\''") + "'"
+
+
+def _version_key(text: str) -> tuple[tuple[int, int, str], ...]:
+    """Close to systemd's strverscmp_improved for the versions we write: runs of digits
+    compare as numbers, other runs as text, ``~`` before anything."""
+    parts = []
+    for run in re.findall(r"\d+|[^\d]+", text):
+        if run.isdigit():
+            parts.append((1, int(run), ""))
+        else:
+            parts.append((0 if run.startswith("~") else 2, 0, run))
+    return tuple(parts)
+
+
+@dataclass(frozen=True)
+class SlotEntry:
+    """One slot's entry as a boot loader orders it: the entry and its file's name."""
+
+    slot: Slot
+    file_name: str
+    entry: BootEntry
+
+
+def _entry_id(brand: str, item: SlotEntry) -> str:
+    """systemd-boot's id of an entry: its file name without the counter."""
+    return boot_entry_file_name(brand, item.slot)
+
+
+def systemd_boot_order(brand: str, items: Sequence[SlotEntry]) -> list[SlotEntry]:
+    """Entries in systemd-boot's order, before it moves entries out of tries last: with a
+    sort key first, by sort key, newest version first, then by id (descending)."""
+
+    def compare(a: SlotEntry, b: SlotEntry) -> int:
+        x, y = a.entry, b.entry
+        if (x.sort_key is None) != (y.sort_key is None):
+            return 1 if x.sort_key is None else -1
+        if x.sort_key and y.sort_key:
+            if x.sort_key != y.sort_key:
+                return -1 if x.sort_key < y.sort_key else 1
+            vx, vy = _version_key(x.version), _version_key(y.version)
+            if vx != vy:
+                return 1 if vx < vy else -1
+        ix, iy = _version_key(_entry_id(brand, a)), _version_key(_entry_id(brand, b))
+        return 0 if ix == iy else (1 if ix < iy else -1)
+
+    return sorted(items, key=cmp_to_key(compare))
+
+
+def render_grub_cfg(brand: str, items: Sequence[SlotEntry]) -> str:
+    """GRUB's configuration for the entries: the first in systemd-boot's order whose
+    counter is not 0 boots (all out of tries: the first), its counter goes down by one
+    and is saved before the kernel loads; the other entries are GRUB's fallback."""
+    if not items:
+        raise BootEntryError("GRUB needs at least one boot entry")
+    ordered = systemd_boot_order(brand, items)
+    slots = [item.slot for item in ordered]
+    if len(set(slots)) != len(slots):
+        raise BootEntryError("GRUB's configuration takes one entry per slot")
+    counters = " ".join(grub_counter(slot) for slot in slots)
+    lines = [
+        "# Rendered by Wellcar from the boot entries (wellcar.disk.boot_entries): do not edit.",
+        "set timeout=0",
+        "serial --unit=0 --speed=115200",
+        "terminal_input serial console",
+        "terminal_output serial console",
+        f"load_env --file $prefix/grubenv {counters}",
+        'set default=""',
+    ]
+    for slot in slots:
+        ident = grub_entry_id(brand, slot)
+        lines += [
+            'if [ -z "$default" ]; then',
+            f'  if [ "${grub_counter(slot)}" != 0 ]; then set default={ident}; fi',
+            "fi",
+        ]
+    first = grub_entry_id(brand, slots[0])
+    lines.append(f'if [ -z "$default" ]; then set default={first}; fi')
+    for slot in slots:
+        ident, counter = grub_entry_id(brand, slot), grub_counter(slot)
+        lines.append(f'if [ "$default" = {ident} ]; then')
+        for left in range(GRUB_MAX_TRIES, 0, -1):
+            keyword = "if" if left == GRUB_MAX_TRIES else "elif"
+            lines.append(f'  {keyword} [ "${counter}" = {left} ]; then')
+            lines.append(f"    set {counter}={left - 1}")
+            lines.append(f"    save_env --file $prefix/grubenv {counter}")
+        lines += ["  fi", "fi"]
+    for slot in slots:
+        others = " ".join(grub_entry_id(brand, s) for s in slots if s is not slot)
+        if others:
+            ident = grub_entry_id(brand, slot)
+            lines.append(f'if [ "$default" = {ident} ]; then set fallback="{others}"; fi')
+    for item in ordered:
+        entry, ident = item.entry, grub_entry_id(brand, item.slot)
+        render_boot_entry(entry)  # the same refusals as systemd-boot's entries
+        linux = " ".join(grub_quote(w) for w in (entry.linux, *entry.options))
+        lines += [
+            f"menuentry {grub_quote(entry.title)} --id {ident} {{",
+            f"  echo {grub_quote(f'{brand}: GRUB boots {ident}')}",
+            f"  linux {linux}",
+        ]
+        if entry.initrd:
+            lines.append(f"  initrd {grub_quote(entry.initrd)}")
+        lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def render_grubenv(counters: Mapping[Slot, int | None]) -> bytes:
+    """The grubenv file: each counted slot's tries left; a slot without one is absent."""
+    body = _GRUBENV_HEADER
+    for slot in Slot:
+        left = counters.get(slot)
+        if left is None:
+            continue
+        if not 0 <= left <= GRUB_MAX_TRIES:
+            raise BootEntryError(
+                f"GRUB counts at most {GRUB_MAX_TRIES} tries, not {left} (slot {slot})"
+            )
+        body += f"{grub_counter(slot)}={left}\n"
+    return (body + "#" * (GRUBENV_SIZE - len(body))).encode("ascii")
+
+
+def parse_grubenv(data: bytes) -> dict[str, str]:
+    """The variables of a grubenv file; a file GRUB would not read is an error."""
+    text = data.decode("utf-8", errors="replace")
+    if not text.startswith(_GRUBENV_HEADER) or len(data) != GRUBENV_SIZE:
+        raise BootEntryError(
+            f"not a GRUB environment block ({len(data)} bytes, {GRUBENV_SIZE} expected, "
+            "starting with its header)"
+        )
+    values: dict[str, str] = {}
+    for line in text[len(_GRUBENV_HEADER) :].split("\n"):
+        if not line or line.startswith("#"):
+            continue
+        name, sep, value = line.partition("=")
+        if sep:
+            values[name] = value
+    return values
+
+
+def grubenv_tries_left(values: Mapping[str, str]) -> dict[Slot, int | None]:
+    """Each slot's counter in a grubenv's variables; None when it has none (blessed, or
+    never counted) or one GRUB would not count down."""
+    found: dict[Slot, int | None] = {}
+    for slot in Slot:
+        value = values.get(grub_counter(slot), "")
+        found[slot] = int(value) if value.isdigit() and int(value) <= GRUB_MAX_TRIES else None
+    return found
