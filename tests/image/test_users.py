@@ -64,7 +64,9 @@ def test_core_is_made_locked_in_its_groups_with_sudo(debian_root: Path) -> None:
     assert "%sudo ALL=(ALL:ALL) NOPASSWD: ALL" in dropin.read_text()
     assert dropin.stat().st_mode & 0o777 == 0o440
     # Users made later (by Ignition's useradd) get bash, as on Flatcar.
-    assert "SHELL=/bin/bash" in (debian_root / "etc/default/useradd").read_text().split()
+    defaults = debian_root / "etc/default/useradd"
+    assert "SHELL=/bin/bash" in defaults.read_text().split()
+    assert defaults.stat().st_mode & 0o777 == 0o644
     # Again (an existing core): nothing doubles.
     before = (debian_root / "etc/group").read_text()
     install_core_user(debian_root, EPOCH, None)

@@ -77,6 +77,7 @@ def install_core_user(rootfs: Path, epoch: int, log: Path | None) -> None:
     # Flatcar's useradd gives new users bash (Debian's: /bin/sh); users a config creates
     # without a shell get what they would get on Flatcar. Debian's tool writes the default.
     run_tool("node-setup", ["useradd", "-D", root, "--shell", DEFAULT_SHELL], log=log, env=env)
+    (etc / "default/useradd").chmod(0o644)  # Debian's mode; useradd -D leaves 0600
     dropin = rootfs / SUDOERS_DROPIN
     dropin.parent.mkdir(parents=True, exist_ok=True)
     dropin.write_text(render_sudoers(), encoding="utf-8")
