@@ -102,3 +102,23 @@ def test_unchanged_packages_are_not_rebuilt(builds: dict[str, BuildResult]) -> N
         assert again[name].cached
         assert again[name].key == first.key
         assert again[name].directory == first.directory
+
+
+def test_rootfs_takes_our_packages(builds: dict[str, BuildResult], tmp_path: Path) -> None:
+    """The image build's mmdebstrap step (minbase, the smallest package list) with the
+    repository: base-files and dash are ours, and the pin is not left in the tree."""
+    from wellcar.image.rootfs import installed_packages, run_mmdebstrap
+    from wellcar.image.settings import resolve_settings
+    from wellcar.packages.repo_key import ensure_dev_key
+    from wellcar.packages.repository import publish_repository
+
+    key = ensure_dev_key(tmp_path / "dev-keys")
+    repo = publish_repository(tmp_path / "repo", list(builds.values()), key)
+    settings = resolve_settings(None, {"packages": "netbase", "package_repository": str(repo.root)})
+    rootfs = tmp_path / "rootfs"
+    run_mmdebstrap(settings, rootfs, tmp_path / "build.log")
+    installed = installed_packages(rootfs)
+    assert installed["dash"] == builds["dash"].version
+    assert installed["base-files"] == builds["base-files"].version
+    assert "ID=wellcar" in (rootfs / "usr/lib/os-release").read_text()
+    assert list((rootfs / "etc/apt/preferences.d").iterdir()) == []

@@ -35,7 +35,7 @@ def mmdebstrap_arguments(repository: Path) -> list[str]:
 
 
 def repository_source(repository: Path) -> str:
-    return Repository(repository.resolve()).apt_line()
+    return Repository(repository.resolve()).apt_line("copy")
 
 
 def check_image_origin(installed: Mapping[str, str], repository: Path) -> list[str]:

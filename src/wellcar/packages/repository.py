@@ -76,9 +76,11 @@ class Repository:
     def preferences(self) -> Path:
         return self.root / PREFERENCES_FILE
 
-    def apt_line(self) -> str:
-        """The sources line an apt (or mmdebstrap) uses for this repository."""
-        return f"deb [signed-by={self.keyring}] file://{self.root} {SUITE} {COMPONENT}"
+    def apt_line(self, scheme: str = "file") -> str:
+        """The sources line an apt uses for this repository. mmdebstrap needs ``copy``:
+        the .debs must be readable from inside the chroot, and apt's copy method puts them
+        in its archive directory."""
+        return f"deb [signed-by={self.keyring}] {scheme}://{self.root} {SUITE} {COMPONENT}"
 
     def binaries(self) -> dict[str, str]:
         """binary package -> version, from the Packages index."""
