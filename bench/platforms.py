@@ -4,7 +4,8 @@ copying the build's disk.img (the raw copy every platform image starts from).
     .venv/bin/python bench/platforms.py BUILD_DIR [--platforms aws,gce,...]
 
 BUILD_DIR is a finished ``wellcar build`` output (the system tests' session build
-will do). Outputs go to BUILD_DIR/platforms/ and are removed at the end unless --keep.
+will do). Outputs (BUILD_DIR/platform-*) are removed at the end unless --keep; the
+build's SHA256SUMS is left as it was.
 Prints, per platform: format, seconds, ratio to the raw copy, output size, and size as
 a share of the raw disk's allocated bytes.
 """
@@ -12,13 +13,12 @@ a share of the raw disk's allocated bytes.
 from __future__ import annotations
 
 import argparse
-import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from wellcar.image.platform_image import PLATFORMS_DIR, make_platform_image, read_build_info
+from wellcar.image.platform_image import make_platform_image, read_build_info
 from wellcar.image.platforms import PLATFORMS, platform_named
 
 
@@ -52,8 +52,9 @@ def main() -> int:
         print(f"{name:<13}{made.image.image_format.value:<8}{made.seconds:>8.1f}"
               f"{ratio:>8.1f}{size / 2**20:>8.0f}{size / data:>8.2f}")  # fmt: skip
         sys.stdout.flush()
-    if not args.keep:
-        shutil.rmtree(build / PLATFORMS_DIR, ignore_errors=True)
+        if not args.keep:
+            for path in made.files:
+                path.unlink()
     return 0
 
 

@@ -15,11 +15,12 @@ from wellcar.disk import read_gpt
 from wellcar.image import build
 from wellcar.image.disk_formats import check_vhd_footer
 from wellcar.image.errors import ImageContentError
-from wellcar.image.platform_image import PLATFORMS_DIR, make_platform_images
+from wellcar.image.platform_image import make_platform_images
 from wellcar.image.platforms import (
     PLATFORMS,
     ImageFormat,
     UnknownPlatformError,
+    platform_files,
     platform_kernel_arguments,
     platform_named,
     platform_options,
@@ -86,14 +87,18 @@ def test_every_format_from_one_small_build(
     seen: list[str] = []
     made = make_platform_images(out, PLATFORMS, on_platform=lambda n, i, t: seen.append(n))
     assert seen == [p.name for p in PLATFORMS]
-    assert (out / "SHA256SUMS").read_text() == raw_sums  # the build's own list is untouched
-    platforms_dir = out / PLATFORMS_DIR
-    listed = (platforms_dir / "SHA256SUMS").read_text()
+    # The build's own lines stay; every platform file is listed after them, once.
+    sums = (out / "SHA256SUMS").read_text()
+    assert sums.startswith(raw_sums)
     by_name = {m.platform.name: m for m in made}
     for item in made:
+        assert [p.name for p in item.files] == list(platform_files(item.platform))
         for path in item.files:
-            assert path.is_file() and f"  {path.name}\n" in listed
-    assert not [p for p in platforms_dir.iterdir() if p.name.startswith(".work")]
+            assert path.parent == out and sums.count(f"  {path.name}\n") == 1
+    assert not [p for p in out.iterdir() if p.name.startswith(".platform-work")]
+    again = make_platform_images(out, [platform_named("qemu")])
+    assert (out / "SHA256SUMS").read_text().count("  platform-qemu.qcow2\n") == 1
+    assert again[0].image.path == by_name["qemu"].image.path
 
     def info(path: Path) -> dict[str, object]:
         text = subprocess.run(["qemu-img", "info", "--output=json", str(path)],
@@ -102,14 +107,14 @@ def test_every_format_from_one_small_build(
         return loaded
 
     qcow2 = by_name["qemu"].image.path
-    assert qcow2.name == "qemu.qcow2" and info(qcow2)["format"] == "qcow2"
+    assert qcow2.name == "platform-qemu.qcow2" and info(qcow2)["format"] == "qcow2"
     assert info(qcow2)["virtual-size"] == raw_size
     vhd = by_name["azure"].image.path
     check_vhd_footer(vhd, by_name["azure"].image.virtual_size)
     assert by_name["azure"].image.virtual_size % (1 << 20) == 0
     vmdk = by_name["vmware"].image
     assert info(vmdk.path)["format"] == "vmdk" and vmdk.extra[0].suffix == ".ovf"
-    assert 'ovf:href="vmware.vmdk"' in vmdk.extra[0].read_text()
+    assert 'ovf:href="platform-vmware.vmdk"' in vmdk.extra[0].read_text()
     with tarfile.open(by_name["gce"].image.path) as archive:
         assert [(m.name, m.size) for m in archive.getmembers()] == [("disk.raw", raw_size)]
 

@@ -71,7 +71,7 @@ def _build(**options: Any) -> None:
         table.add_row(name, format_size(size))
     for image in made:
         for path in image.files:
-            table.add_row(f"{path.parent.name}/{path.name}", format_size(path.stat().st_size))
+            table.add_row(path.name, format_size(path.stat().st_size))
     Console().print(table)
     typer.echo(f"usr root hash {result.root_hash}")
 

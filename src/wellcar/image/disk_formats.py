@@ -175,17 +175,17 @@ def check_gce_tar(archive: Path, size: int, log: Path | None) -> None:
         )
 
 
-def convert(raw: Path, target_stem: Path, image_format: ImageFormat, *, name: str,
-            log: Path | None = None) -> ConvertedImage:  # fmt: skip
-    """Write ``raw`` as ``<target_stem>.<ext>`` and check it; ``raw`` is consumed (moved
-    or deleted) so that only checked outputs are left."""
-    target = target_stem.with_name(f"{target_stem.name}.{image_format.value}")
+def convert(raw: Path, target: Path, image_format: ImageFormat, *, name: str,
+            log: Path | None = None, ovf: Path | None = None) -> ConvertedImage:  # fmt: skip
+    """Write ``raw`` as ``target`` (and, for VMDK, its descriptor as ``ovf``) and check
+    it; ``raw`` is consumed (moved or deleted) so that only checked outputs are left."""
     target.unlink(missing_ok=True)
     try:
-        result = _convert(raw, target, image_format, name, log)
+        result = _convert(raw, target, image_format, name, log, ovf)
     except BaseException:
         target.unlink(missing_ok=True)
-        target.with_suffix(".ovf").unlink(missing_ok=True)
+        if ovf is not None:
+            ovf.unlink(missing_ok=True)
         raise
     finally:
         raw.unlink(missing_ok=True)
@@ -193,7 +193,7 @@ def convert(raw: Path, target_stem: Path, image_format: ImageFormat, *, name: st
 
 
 def _convert(raw: Path, target: Path, image_format: ImageFormat, name: str,
-             log: Path | None) -> ConvertedImage:  # fmt: skip
+             log: Path | None, ovf: Path | None) -> ConvertedImage:  # fmt: skip
     size = raw.stat().st_size
     qemu_img = ["qemu-img", "convert", "-f", "raw"]
     if image_format is ImageFormat.RAW:
@@ -223,7 +223,7 @@ def _convert(raw: Path, target: Path, image_format: ImageFormat, name: str,
         if not isinstance(data, dict) or data.get("create-type") != "streamOptimized":
             raise ImageContentError(STEP, f"{target.name} is not a stream-optimized VMDK")
         run_tool(STEP, ["qemu-img", "check", "-f", "vmdk", str(target)], log=log)
-        ovf = target.with_suffix(".ovf")
+        ovf = ovf or target.with_suffix(".ovf")
         ovf.write_text(render_ovf(target, size, name), encoding="utf-8")
         check_ovf(ovf, target, size)
         return ConvertedImage(target, image_format, size, (ovf,))

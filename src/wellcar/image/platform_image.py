@@ -4,8 +4,9 @@ Works on a build's output directory (``disk.img``, ``version.txt``) without rebu
 the OS: the disk is copied (sparse), its OEM partition is written with the platform's
 files (wellcar.image.platforms.oem_files), its boot entries get the platform's command
 line, and the result is converted and checked (wellcar.image.disk_formats). Outputs go
-to ``<build>/platforms/<platform>.<ext>`` with a ``SHA256SUMS`` of their own, so the
-build's own SHA256SUMS (what a release reads) is left as it was.
+next to the build's files under the names ``platform_files`` gives
+(``platform-aws.raw``, ...), and are added to the build's ``SHA256SUMS`` (a build
+directory lists every file it holds), so a release publishes them (release.image_artifacts).
 """
 
 from __future__ import annotations
@@ -19,17 +20,23 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from uuid import UUID
 
+from wellcar.atomic_file import write_file_atomically
 from wellcar.disk import DiskError, read_gpt
 from wellcar.disk.boot_entries import LOADER_ENTRIES, parse_boot_entry, render_boot_entry
 
 from .disk_formats import ConvertedImage, convert
 from .errors import ImageContentError
 from .filesystems import make_ext4
-from .platforms import Platform, oem_files, platform_kernel_arguments, platform_options
+from .platforms import (
+    Platform,
+    oem_files,
+    platform_files,
+    platform_kernel_arguments,
+    platform_options,
+)
 from .tools import run_tool
 
 STEP = "platform"
-PLATFORMS_DIR = "platforms"
 SUMS = "SHA256SUMS"
 EXT4_UUID_OFFSET = 1024 + 0x68  # superblock at 1 KiB, s_uuid at 0x68
 # Reported per platform: (platform name, index from 0, number of platforms).
@@ -155,15 +162,18 @@ def make_platform_image(build_dir: Path, platform: Platform, *, log: Path | None
                         info: BuildInfo | None = None) -> PlatformImage:  # fmt: skip
     started = time.perf_counter()
     info = info or read_build_info(build_dir)
-    out = build_dir / PLATFORMS_DIR
-    work = out / f".work-{platform.name}"
+    work = build_dir / f".platform-work-{platform.name}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
+    names = platform_files(platform)
     try:
         raw = work / f"{platform.name}.raw"
         make_platform_raw(build_dir, platform, raw, info=info, log=log)
-        converted = convert(raw, out / platform.name, platform.image_format,
-                            name=f"{platform.name}-{info.version}", log=log)  # fmt: skip
+        converted = convert(
+            raw, build_dir / names[0], platform.image_format,
+            name=f"{platform.name}-{info.version}", log=log,
+            ovf=build_dir / names[1] if len(names) > 1 else None,
+        )  # fmt: skip
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return PlatformImage(platform, converted, time.perf_counter() - started)
@@ -174,6 +184,20 @@ def _sha256(path: Path) -> str:
         return hashlib.file_digest(src, "sha256").hexdigest()
 
 
+def add_to_sums(build_dir: Path, files: Sequence[Path]) -> None:
+    """List ``files`` in the build's SHA256SUMS (``HASH  NAME`` lines, as the build writes
+    them), replacing their earlier lines; the build's own lines stay as they were."""
+    sums = build_dir / SUMS
+    names = {path.name for path in files}
+    kept = [
+        line
+        for line in sums.read_text(encoding="utf-8").splitlines()
+        if line.strip() and line.split(None, 1)[-1].lstrip("*") not in names
+    ]
+    added = [f"{_sha256(path)}  {path.name}" for path in files]
+    write_file_atomically(sums, "".join(f"{line}\n" for line in [*kept, *added]))
+
+
 def make_platform_images(
     build_dir: Path,
     platforms: Sequence[Platform],
@@ -181,16 +205,15 @@ def make_platform_images(
     on_platform: PlatformCallback | None = None,
     log: Path | None = None,
 ) -> list[PlatformImage]:
-    """All of ``platforms`` from one build, then ``platforms/SHA256SUMS`` over every
-    platform file present."""
+    """All of ``platforms`` from one build, each then listed in the build's SHA256SUMS."""
     info = read_build_info(build_dir)
+    if not (build_dir / SUMS).is_file():
+        raise ImageContentError(STEP, f"{build_dir} has no {SUMS}: the build did not finish")
     made = []
     for index, platform in enumerate(platforms):
         if on_platform is not None:
             on_platform(platform.name, index, len(platforms))
-        made.append(make_platform_image(build_dir, platform, log=log, info=info))
-    out = build_dir / PLATFORMS_DIR
-    present = sorted(p for p in out.iterdir() if p.is_file() and p.name != SUMS)
-    sums = "".join(f"{_sha256(p)}  {p.name}\n" for p in present)
-    (out / SUMS).write_text(sums, encoding="utf-8")
+        image = make_platform_image(build_dir, platform, log=log, info=info)
+        add_to_sums(build_dir, image.files)
+        made.append(image)
     return made

@@ -35,6 +35,12 @@ class ImageFormat(StrEnum):
     VMDK_STREAM = "vmdk"  # VMware: stream-optimized VMDK with an OVF descriptor
     GCE_TAR = "tar.gz"  # GCE: disk.raw in a gzipped GNU tar
 
+    @property
+    def compressible(self) -> bool:
+        """Worth compressing when published: raw and fixed VHD are mostly zeros and
+        uncompressed /usr; qcow2, stream-optimized VMDK and tar.gz are not."""
+        return self in (ImageFormat.RAW, ImageFormat.VHD_FIXED)
+
 
 @dataclass(frozen=True)
 class Platform:
@@ -83,6 +89,38 @@ class UnknownPlatformError(ImageBuildError):
     def __init__(self, name: str) -> None:
         known = ", ".join(p.name for p in PLATFORMS)
         super().__init__("platform", f"unknown platform {name!r}; known platforms: {known}")
+
+
+OVF_SUFFIX = ".ovf"
+
+
+def platform_files(platform: Platform) -> tuple[str, ...]:
+    """The files a platform's image is, as named in the build directory: the disk image,
+    then (VMware) its OVF descriptor."""
+    image = f"platform-{platform.name}.{platform.image_format.value}"
+    if platform.image_format is ImageFormat.VMDK_STREAM:
+        return image, f"platform-{platform.name}{OVF_SUFFIX}"
+    return (image,)
+
+
+@dataclass(frozen=True)
+class PlatformFile:
+    """One file of a platform image, as a release publishes it."""
+
+    build_name: str
+    compress: bool  # worth compressing when published
+    what: str
+
+
+def platform_release_files() -> tuple[PlatformFile, ...]:
+    """Every platform's files, in table order (release.image_artifacts has one row each)."""
+    found = []
+    for platform in PLATFORMS:
+        image, *descriptor = platform_files(platform)
+        fmt = platform.image_format
+        found.append(PlatformFile(image, fmt.compressible, f"the {platform.name} image ({fmt})"))
+        found += [PlatformFile(n, False, f"the {platform.name} OVF descriptor") for n in descriptor]
+    return tuple(found)
 
 
 def platform_named(name: str) -> Platform:

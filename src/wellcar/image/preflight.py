@@ -16,6 +16,7 @@ from wellcar.keyfiles import public_key_files
 
 from .dev_keys import payload_trust_problems
 from .errors import ImageContentError, MissingToolError
+from .platforms import PLATFORMS, platform_files
 from .settings import BuildSettings
 
 # Host program -> the Debian package that provides it.
@@ -139,3 +140,7 @@ def output_names() -> tuple[str, ...]:
 def remove_outputs(out: Path) -> None:
     for name in output_names():
         (out / name).unlink(missing_ok=True)
+    # A platform image of an earlier build would otherwise sit next to this one's disk.
+    for platform in PLATFORMS:
+        for name in platform_files(platform):
+            (out / name).unlink(missing_ok=True)

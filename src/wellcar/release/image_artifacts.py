@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from wellcar.image.platforms import platform_release_files
 from wellcar.release.errors import ReleaseError
 
 
@@ -62,6 +63,11 @@ IMAGE_ARTIFACTS: tuple[ImageArtifact, ...] = (
     ImageArtifact("usr.verity", Compression.NONE, "the verity hash tree, when built apart"),
     ImageArtifact("vmlinuz", Compression.NONE, "the kernel"),
     ImageArtifact("initrd.img", Compression.NONE, "the initramfs"),
+    # Platform images (`wellcar build --platform`): one row per file.
+    *(
+        ImageArtifact(f.build_name, Compression.ZSTD if f.compress else Compression.NONE, f.what)
+        for f in platform_release_files()
+    ),
 )
 
 
