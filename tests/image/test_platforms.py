@@ -161,3 +161,27 @@ def test_a_broken_vhd_footer_is_caught(tmp_path: Path) -> None:
     with pytest.raises(ImageContentError, match="disk type 0"):
         check_vhd_footer(fake, 1 << 20)
     assert ImageFormat.GCE_TAR.value == "tar.gz"
+
+
+@needs_tools(*TOOLS, "zstd")
+def test_a_release_publishes_platform_images_as_tuf_targets(
+    fake_rootfs: Path, small_settings: BuildSettings, tmp_path: Path
+) -> None:
+    """One TUF target per platform file (release.image_artifacts rows), raw compressed."""
+    from wellcar.payload.signing import load_signing_key
+    from wellcar.release.create import ReleaseInputs, create_release
+    from wellcar.trust.keys import Keyring
+    from wellcar.trust.repository import TrustRepository, verify_published
+
+    out = build(small_settings, rootfs=fake_rootfs).output
+    make_platform_images(out, [platform_named("aws"), platform_named("vmware")])
+    tree, keys = tmp_path / "tree", tmp_path / "tuf-keys"
+    TrustRepository.initialize(tree, keys)
+    assert small_settings.signing_key is not None
+    inputs = ReleaseInputs([load_signing_key(small_settings.signing_key)], Keyring.load([keys]))
+    create_release(tree, out, "alpha", inputs)
+    targets = verify_published(tree).signed.targets
+    prefix = "alpha/amd64-usr/4799.0.0/"
+    for name in ("platform-aws.raw.zst", "platform-vmware.vmdk", "platform-vmware.ovf"):
+        assert prefix + name in targets, sorted(targets)
+    assert prefix + "update.payload" in targets  # still one payload per version
