@@ -19,6 +19,8 @@ from wellcar.packages.layout import BuildCache, default_cache_dir
 from wellcar.packages.package_set import load_package_set
 from wellcar.packages.repo_key import SigningKey, ensure_dev_key, find_signing_key
 from wellcar.packages.repository import publish_repository
+from wellcar.packages.sources import AptState
+from wellcar.packages.verify import verify_source
 
 packages_app = typer.Typer(
     help="Debian packages rebuilt from source with Wellcar's patches, and their signed "
@@ -131,3 +133,48 @@ def repo_command(
         results = _build(None, set_dir, cache, jobs)
         repo = publish_repository(output, results, key)
     out.print(f"published {len(results)} source packages to {repo.root} (key {key.fingerprint})")
+
+
+@packages_app.command("verify")
+def verify_command(
+    sources: Annotated[
+        list[str],
+        typer.Argument(
+            help="Debian source packages (SOURCE or SOURCE=VERSION)", show_default=False
+        ),
+    ],
+    suite: Annotated[str, typer.Option(help="Debian suite")] = "bookworm",
+    cache: CacheDir = None,
+    jobs: Jobs = 2,
+) -> None:
+    """Rebuild Debian's own sources, unpatched, and compare with Debian's binary .debs:
+    bit-identical, or what differs."""
+    build_cache = BuildCache(cache or default_cache_dir())
+    build_cache.make()
+    apt = AptState(build_cache.apt)
+    results = []
+    with reporting_errors(), err.status("verify") as status:
+        status.update("updating the indexes")
+        apt.update(DEFAULT_MIRRORS)
+        for item in sources:
+            name, _, version = item.partition("=")
+            results.append(
+                verify_source(
+                    name,
+                    suite,
+                    version or None,
+                    apt,
+                    build_cache,
+                    DEFAULT_MIRRORS,
+                    status.update,
+                    jobs,
+                )
+            )
+    table = Table(header_style="bold")
+    for column in ("source", "version", "result", "build s"):
+        table.add_column(column, overflow="fold")
+    for r in results:
+        table.add_row(r.source, r.version, r.summary(), f"{r.build_seconds:.0f}")
+    out.print(table)
+    same = sum(r.identical for r in results)
+    out.print(f"bit-identical: {same} of {len(results)} ({100 * same / len(results):.0f}%)")

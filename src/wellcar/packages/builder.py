@@ -167,9 +167,11 @@ def build_package(
         tree.parent.mkdir()
         unpack(source, tree)
         apply_series(spec, tree, source.version)
-        changelog = tree / "debian/changelog"
-        text, version = prepend_entry(changelog.read_text(encoding="utf-8"), spec)
-        changelog.write_text(text, encoding="utf-8")
+        version = source.version
+        if spec.suffix:  # no suffix: Debian's own source, rebuilt as is (verify)
+            changelog = tree / "debian/changelog"
+            text, version = prepend_entry(changelog.read_text(encoding="utf-8"), spec)
+            changelog.write_text(text, encoding="utf-8")
         progress(f"{spec.name}: build chroot")
         chroot = ensure_chroot(cache, spec.suite, mirrors, source.dsc, fields, log)
         key = build_key(spec, source, chroot)

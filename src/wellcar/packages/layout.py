@@ -7,6 +7,8 @@
 - ``chroots/<key>.tar`` and ``<key>.manifest``: clean build chroots with a source's
   build-dependencies, and the packages each holds (the build environment);
 - ``builds/<key>/``: one build's outputs, complete only once ``result.json`` exists;
+- ``verify/<source>_<version>.json``: what ``verify`` found for a Debian source;
+- ``debian-debs/``: Debian's binary .debs that ``verify`` compared against;
 - ``work/``: scratch space of running builds.
 """
 
@@ -49,6 +51,14 @@ class BuildCache:
         return self.root / "builds"
 
     @property
+    def verify(self) -> Path:
+        return self.root / "verify"
+
+    @property
+    def debian_debs(self) -> Path:
+        return self.root / "debian-debs"
+
+    @property
     def work(self) -> Path:
         return self.root / "work"
 
@@ -62,5 +72,14 @@ class BuildCache:
         return self.chroots / f"{key}.manifest"
 
     def make(self) -> None:
-        for path in (self.apt, self.sources, self.debs, self.chroots, self.builds, self.work):
+        for path in (
+            self.apt,
+            self.sources,
+            self.debs,
+            self.chroots,
+            self.builds,
+            self.work,
+            self.verify,
+            self.debian_debs,
+        ):
             path.mkdir(parents=True, exist_ok=True)

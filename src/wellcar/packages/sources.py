@@ -1,7 +1,7 @@
 """Fetching Debian source packages, verified against the archive's signed Sources index.
 
 A private apt state (in the build cache; the host's apt configuration is neither read nor
-changed) lists ``deb-src`` entries for the image's mirrors, each ``signed-by`` Debian's
+changed) lists ``deb`` and ``deb-src`` entries for the image's mirrors, each ``signed-by`` Debian's
 archive keyring. ``apt-get update`` verifies InRelease with that keyring and each Sources
 index against the hashes InRelease lists; ``apt-get source`` then checks every downloaded
 file against the Sources entry. The hashes that entry names are checked here once more
@@ -27,16 +27,17 @@ DEBIAN_KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
 _URI_RE = re.compile(r"^'(?P<uri>[^']+)' (?P<name>\S+) (?P<size>\d+) (?P<hash>\S+)$")
 
 
-def source_lines(mirrors: tuple[str, ...], keyring: Path = DEBIAN_KEYRING) -> list[str]:
-    """``deb-src`` lines for the ``deb`` lines of ``mirrors`` (the image's), signed-by
-    Debian's keyring so that an unsigned or wrongly signed index is refused."""
+def index_lines(mirrors: tuple[str, ...], keyring: Path = DEBIAN_KEYRING) -> list[str]:
+    """``deb`` and ``deb-src`` lines for the ``deb`` lines of ``mirrors`` (the image's),
+    signed-by Debian's keyring so that an unsigned or wrongly signed index is refused.
+    The binary indexes serve ``verify`` (Debian's .debs) and ``status`` (their sources)."""
     lines = []
     for mirror in mirrors:
         parts = mirror.split()
         if not parts or parts[0] != "deb":
             continue
-        rest = [part for part in parts[1:] if not part.startswith("[")]
-        lines.append(f"deb-src [signed-by={keyring}] {' '.join(rest)}")
+        rest = " ".join(part for part in parts[1:] if not part.startswith("["))
+        lines += [f"deb [signed-by={keyring}] {rest}", f"deb-src [signed-by={keyring}] {rest}"]
     return lines
 
 
@@ -82,7 +83,7 @@ class AptState:
     def update(self, mirrors: tuple[str, ...]) -> None:
         for sub in ("lists/partial", "cache/archives/partial"):
             (self.directory / sub).mkdir(parents=True, exist_ok=True)
-        self.sources_list.write_text("\n".join(source_lines(mirrors)) + "\n", encoding="utf-8")
+        self.sources_list.write_text("\n".join(index_lines(mirrors)) + "\n", encoding="utf-8")
         output = self.run(["apt-get", "update"])
         # apt-get update exits 0 when an index failed to verify; that is an error here.
         bad = [line for line in output.splitlines() if line.startswith(("W:", "E:", "Err:"))]
