@@ -8,11 +8,12 @@ cd "$(dirname "$0")/.."
 # (mkfs.erofs, veritysetup), package sets (mmdebstrap), the delta peers in bench/ (zstd, bsdiff),
 # and booting images: QEMU with OVMF, systemd-boot, FAT for the ESP, ssh into the guest,
 # systemctl --root for the image's units; chromium (and a font) for the console's browser
-# tests, which Playwright drives (its own browser download is not used).
+# tests, which Playwright drives (its own browser download is not used); tftpd-hpa for
+# Ignition's tftp:// sources.
 DEBIAN_PACKAGES=(python3 python3-venv python3-dev gcc postgresql postgresql-client
     fdisk gdisk mtools erofs-utils cryptsetup-bin mmdebstrap zstd bsdiff
     qemu-system-x86 qemu-utils ovmf systemd-boot-efi dosfstools openssh-client e2fsprogs
-    systemd chromium fonts-liberation)
+    systemd chromium fonts-liberation tftpd-hpa)
 
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do

@@ -44,6 +44,7 @@ def build_app() -> typer.Typer:
     from wellcar.cli.config_commands import config_app
     from wellcar.cli.demo import demo
     from wellcar.cli.disk_commands import disk_app
+    from wellcar.cli.live_commands import iso_app, pxe_app
     from wellcar.cli.packages_commands import packages_app
     from wellcar.cli.payload_commands import keys_app, payload_app
     from wellcar.cli.release_commands import release_app, trust_app
@@ -85,6 +86,8 @@ def build_app() -> typer.Typer:
     app.add_typer(trust_app, name="trust")
     app.add_typer(config_app, name="config", help="Ignition configs and Butane YAML")
     app.add_typer(packages_app, name="packages")
+    app.add_typer(iso_app, name="iso", help="The live ISO: embed a config, an unattended install")
+    app.add_typer(pxe_app, name="pxe", help="PXE files: embed a config, an unattended install")
     return app
 
 

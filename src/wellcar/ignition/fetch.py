@@ -1,5 +1,6 @@
 """Fetching resources: data: URLs, http(s) (headers, timeouts, bounded retries with
-backoff), oem:// files; then gzip decompression and hash verification, as Ignition does."""
+backoff), oem:// files, tftp/s3/gs (cloud_sources); then gzip decompression and hash
+verification, as Ignition does."""
 
 from __future__ import annotations
 
@@ -15,6 +16,13 @@ from dataclasses import dataclass, field
 from http.client import HTTPResponse
 from pathlib import Path
 
+from wellcar.ignition.cloud_sources import (
+    ec2_role_credentials,
+    fetch_gs,
+    fetch_s3,
+    fetch_tftp,
+    gce_access_token,
+)
 from wellcar.ignition.dataurl import decode_data_url
 from wellcar.ignition.errors import FetchError
 from wellcar.ignition.types import IgnitionSection, Resource
@@ -73,6 +81,15 @@ class Fetcher:
                 raw = self._http(source, headers)
             elif scheme == "oem":
                 raw = self._oem(source)
+            elif scheme == "tftp":
+                deadline = time.monotonic() + self._deadline_s()
+                raw = fetch_tftp(
+                    source, timeout_s=self.header_timeout_s, deadline=deadline, limit=MAX_SIZE
+                )
+            elif scheme in ("s3", "arn"):
+                raw = fetch_s3(source, self._http, self._head, instance_role=ec2_role_credentials)
+            elif scheme == "gs":
+                raw = fetch_gs(source, self._http, access_token=gce_access_token)
             else:
                 raise FetchError(f"cannot fetch {scheme}: URLs")
             data = _decompress(raw, resource.compression)
@@ -115,6 +132,17 @@ class Fetcher:
             urllib.request.HTTPSHandler(context=context),
         ]
         return urllib.request.build_opener(*handlers)
+
+    def _head(self, url: str) -> dict[str, str]:
+        """One HEAD request's response headers (lower-case names), an error's included."""
+        request = urllib.request.Request(url, method="HEAD")
+        try:
+            with self._opener(url).open(request, timeout=self.header_timeout_s) as response:
+                return {k.lower(): v for k, v in response.headers.items()}
+        except urllib.error.HTTPError as exc:
+            return {k.lower(): v for k, v in exc.headers.items()}
+        except (urllib.error.URLError, OSError) as exc:
+            raise FetchError(f"{url}: {getattr(exc, 'reason', exc)}") from None
 
     def _http(self, url: str, headers: dict[str, str]) -> bytes:
         opener = self._opener(url)

@@ -10,6 +10,7 @@ import re
 import urllib.parse
 from collections.abc import Iterable
 
+from wellcar.ignition.cloud_sources import parse_s3_url
 from wellcar.ignition.dataurl import decode_data_url
 from wellcar.ignition.errors import FetchError
 from wellcar.ignition.flatcar_units import refused
@@ -22,8 +23,7 @@ UNIT_SUFFIXES = (
     ".target", ".path", ".timer", ".slice", ".scope",
 )  # fmt: skip
 FILESYSTEM_FORMATS = ("ext4", "btrfs", "xfs", "vfat", "swap", "none")
-FETCHABLE_SCHEMES = ("data", "http", "https", "oem")
-IGNITION_ONLY_SCHEMES = ("tftp", "s3", "gs", "arn")
+FETCHABLE_SCHEMES = ("data", "http", "https", "oem", "tftp", "s3", "arn", "gs")
 _HASH = re.compile(r"^(sha256-[0-9a-f]{64}|sha512-[0-9a-f]{128})$")
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 _NAME = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9_.-]*\$?$")
@@ -48,14 +48,16 @@ def check_resource(resource: Resource, path: str, report: Report, *, needs_sourc
             report.error(f"{path}.verification.hash", "verification needs a source to verify")
         return
     scheme = urllib.parse.urlsplit(source).scheme.lower()
-    if scheme in IGNITION_ONLY_SCHEMES:
+    if scheme not in FETCHABLE_SCHEMES:
         report.error(
             f"{path}.source",
-            f"{scheme}: sources are not supported by Wellcar; host the file on http(s) "
-            "or inline it as a data: URL",
+            f"{source[:60]!r} is not a data:, http(s), oem://, tftp://, s3://, arn: or gs:// URL",
         )
-    elif scheme not in FETCHABLE_SCHEMES:
-        report.error(f"{path}.source", f"{source[:60]!r} is not a data:, http(s) or oem:// URL")
+    elif scheme in ("s3", "arn"):
+        try:
+            parse_s3_url(source)
+        except FetchError as exc:
+            report.error(f"{path}.source", str(exc))
     elif scheme == "data":
         try:
             decode_data_url(source)

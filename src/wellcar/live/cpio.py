@@ -14,7 +14,7 @@ import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
 MAGIC = b"070701"
 TRAILER = "TRAILER!!!"
@@ -76,7 +76,7 @@ def with_parents(members: Sequence[Member]) -> list[Member]:
     return out
 
 
-def write_cpio(out: BinaryIO, members: Sequence[Member], *, mtime: int = 0) -> int:
+def write_cpio(out: IO[bytes], members: Sequence[Member], *, mtime: int = 0) -> int:
     """Write one archive (parents added, padded to :data:`ARCHIVE_ALIGN`); bytes written."""
     written = 0
     for ino, member in enumerate(with_parents(members), start=1):

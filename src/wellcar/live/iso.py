@@ -15,6 +15,7 @@ import shutil
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from uuid import UUID
 
 from wellcar.image.errors import ImageBuildError
 from wellcar.image.esp import SYSTEMD_BOOT
@@ -26,8 +27,9 @@ from .cpio import cpio_bytes
 from .errors import ArtifactBuildError, NotLiveMediaError
 
 MARKER = "live.json"  # at the ESP's root
+ESP_FILE = "efiboot.img"  # the ESP image, a file of the ISO 9660 tree
 MARKER_FORMAT = 1
-ESP_PARTITION_TYPE = 0xEF
+ESP_TYPE = UUID("c12a7328-f81f-11d2-ba4b-00a0c93ec93b")
 ISO9660_MAGIC_OFFSET = 0x8001  # "CD001" of the primary volume descriptor
 SECTOR = 512
 # Room in the ESP for the customization archive (configs only; the install image is
@@ -138,10 +140,10 @@ def build_iso(inputs: IsoInputs, out: Path, *, work: Path, log: Path | None = No
     if not SYSTEMD_BOOT.is_file():
         raise ArtifactBuildError(f"{SYSTEMD_BOOT} is missing (apt-get install systemd-boot-efi)")
     work.mkdir(parents=True, exist_ok=True)
-    esp = work / "live-esp.img"
     root = work / "live-iso-root"
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir()
+    esp = root / ESP_FILE
     (root / "README.txt").write_text(
         f"{inputs.title}\nBoot this ISO with UEFI (CD or USB stick); see docs/live.md.\n",
         encoding="utf-8",
@@ -153,15 +155,15 @@ def build_iso(inputs: IsoInputs, out: Path, *, work: Path, log: Path | None = No
             "live-iso",
             ["xorriso", "-as", "mkisofs", "-o", str(out), "-iso-level", "3", "-R", "-J",
              "-V", volume_id(inputs.brand_id, inputs.version),
-             "-append_partition", "2", f"0x{ESP_PARTITION_TYPE:02x}", str(esp),
-             "-e", "--interval:appended_partition_2:all::", "-no-emul-boot", str(root)],
+             "-e", ESP_FILE, "-no-emul-boot", "-efi-boot-part", "--efi-boot-image",
+             str(root)],
             log=log, env={"SOURCE_DATE_EPOCH": str(inputs.epoch)},
         )  # fmt: skip
     except ImageBuildError as exc:
         out.unlink(missing_ok=True)
         raise ArtifactBuildError(str(exc).splitlines()[0]) from exc
     finally:
-        esp.unlink(missing_ok=True)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @dataclass(frozen=True)
@@ -171,26 +173,29 @@ class EspRegion:
 
 
 def find_esp(iso: Path) -> EspRegion:
-    """The ESP partition of a live ISO (MBR entry of type 0xEF), checking that the file
-    is an ISO 9660 image with a partition table at all."""
+    """The ESP partition of a live ISO (its GPT entry), checking that the file is an
+    ISO 9660 image with a partition table at all."""
     try:
         with iso.open("rb") as src:
-            mbr = src.read(SECTOR)
+            src.seek(SECTOR)
+            header = src.read(92)
             src.seek(ISO9660_MAGIC_OFFSET)
             magic = src.read(5)
             length = iso.stat().st_size
+            if header[:8] != b"EFI PART" or magic != b"CD001":
+                raise NotLiveMediaError(f"{iso} is not a hybrid ISO 9660 image")
+            entries_lba, count, size = struct.unpack("<QII", header[72:88])
+            if not (0 < count <= 1024 and 128 <= size <= 4096):
+                raise NotLiveMediaError(f"{iso} has a corrupt partition table")
+            src.seek(entries_lba * SECTOR)
+            table = src.read(count * size)
     except OSError as exc:
         raise NotLiveMediaError(f"cannot read {iso}: {exc.strerror or exc}") from None
-    if magic != b"CD001":
-        raise NotLiveMediaError(f"{iso} is not an ISO 9660 image")
-    if len(mbr) < SECTOR or mbr[510:512] != b"\x55\xaa":
-        raise NotLiveMediaError(f"{iso} is not a hybrid ISO (no partition table)")
-    for index in range(4):
-        raw = mbr[446 + 16 * index : 462 + 16 * index]
-        kind = raw[4]
-        start, count = struct.unpack("<II", raw[8:16])
-        if kind == ESP_PARTITION_TYPE and count:
-            region = EspRegion(start * SECTOR, count * SECTOR)
+    for index in range(len(table) // size):
+        entry = table[index * size : (index + 1) * size]
+        if entry[:16] == ESP_TYPE.bytes_le:
+            first, last = struct.unpack("<QQ", entry[32:48])
+            region = EspRegion(first * SECTOR, (last - first + 1) * SECTOR)
             if region.offset + region.size > length:
                 raise NotLiveMediaError(f"{iso} is truncated (its ESP ends past the file)")
             return region
