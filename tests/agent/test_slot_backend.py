@@ -40,6 +40,8 @@ from wellcar.disk import (
     write_partition_attributes,
 )
 from wellcar.disk.boot_entries import (
+    GRUB_CFG,
+    GRUBENV,
     BootEntry,
     BootEntryName,
     boot_entry_file_name,
@@ -47,6 +49,7 @@ from wellcar.disk.boot_entries import (
     parse_boot_entry_file_name,
     parse_kernel_cmdline,
     render_boot_entry,
+    render_grubenv,
     slot_kernel_options,
 )
 from wellcar.disk.sizes import MiB
@@ -526,7 +529,8 @@ class FakeCommands:
         return self.outputs.get(argv[0], "")
 
 
-def _host(tmp_path: Path, cmdline: str) -> HostPaths:
+def _host(tmp_path: Path, cmdline: str, *, uefi: bool = True) -> HostPaths:
+    """A host tree; ``uefi``: /sys/firmware/efi exists, as when UEFI booted the node."""
     proc = tmp_path / "proc"
     (proc / "sys" / "kernel" / "random").mkdir(parents=True, exist_ok=True)
     (proc / "cmdline").write_text(cmdline + "\n")
@@ -535,7 +539,11 @@ def _host(tmp_path: Path, cmdline: str) -> HostPaths:
     )
     boot = tmp_path / "boot"
     (boot / "EFI").mkdir(parents=True, exist_ok=True)
-    return HostPaths(proc=proc, dev=tmp_path / "dev", esp_candidates=(tmp_path / "efi", boot))
+    efi = tmp_path / "sys" / "firmware" / "efi"
+    if uefi:
+        efi.mkdir(parents=True, exist_ok=True)
+    return HostPaths(proc=proc, dev=tmp_path / "dev", esp_candidates=(tmp_path / "efi", boot),
+                     sys_firmware_efi=efi)  # fmt: skip
 
 
 CMDLINE_A = (
@@ -599,6 +607,48 @@ def test_the_block_backend_through_an_update_with_systemd_boot_counting(
 
     backend.reboot()
     assert commands.calls == [["systemctl", "reboot"]]
+
+
+def test_the_block_backend_through_an_update_with_grub_counting_on_bios(
+    image: Path, tmp_path: Path
+) -> None:
+    """No /sys/firmware/efi: GRUB booted, and it counts in grubenv, not in file names."""
+    paths = _host(tmp_path, CMDLINE_A, uefi=False)
+    backend = BlockDeviceSlotBackend(
+        state_dir=tmp_path / "var", disk=image, paths=paths, run=FakeCommands()
+    )
+    esp = tmp_path / "boot"
+    assert not backend.booted_with_uefi()
+    _verify_and_arm(backend.slot_table(), Slot.B, "2.0.0")
+    backend.write_boot_entry(Slot.B, version="2.0.0", tries=1)
+    assert "tries_left_b=1\n" in (esp / GRUBENV).read_text()
+    assert "--id wellcar-b" in (esp / GRUB_CFG).read_text()
+
+    # GRUB boots B: it saves the counter at 0 (the entry file keeps its +1).
+    (esp / GRUBENV).write_bytes(render_grubenv({Slot.B: 0}))
+    (paths.proc / "cmdline").write_text(
+        CMDLINE_A.replace(str(USR_A_UUID), str(USR_B_UUID)).replace("slot=a", "slot=b")
+    )
+    assert backend.slot_table().slot(Slot.B).prio == GptPrio(2, 1, False)
+    backend.reconcile()
+    table = backend.slot_table()
+    assert table.slot(Slot.B).prio == GptPrio(2, 0, False)  # GRUB's try, now in the GPT
+    table.mark_good(Slot.B)
+    backend.bless_boot_entry(Slot.B)
+    assert (esp / "loader" / "entries" / "wellcar-b.conf").exists()
+    assert "tries_left_b" not in (esp / GRUBENV).read_text()  # blessed: no counter
+
+
+def test_on_uefi_reconcile_ignores_grubenv(image: Path, tmp_path: Path) -> None:
+    paths = _host(tmp_path, CMDLINE_A)
+    backend = BlockDeviceSlotBackend(
+        state_dir=tmp_path / "var", disk=image, paths=paths, run=FakeCommands()
+    )
+    _verify_and_arm(backend.slot_table(), Slot.B, "2.0.0")
+    backend.write_boot_entry(Slot.B, version="2.0.0", tries=1)
+    (tmp_path / "boot" / GRUBENV).write_bytes(render_grubenv({Slot.B: 0}))
+    backend.reconcile()  # systemd-boot's entry still says +1: no try was used
+    assert backend.slot_table().slot(Slot.B).prio == GptPrio(2, 1, False)
 
 
 def test_without_an_esp_the_block_backend_relies_on_the_gpt_alone(

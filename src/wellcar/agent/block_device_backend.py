@@ -37,16 +37,18 @@ class HostPaths:
     proc: Path = Path("/proc")
     dev: Path = Path("/dev")
     sys_class_block: Path = Path("/sys/class/block")
+    sys_firmware_efi: Path = Path("/sys/firmware/efi")  # present when UEFI booted the node
     esp_candidates: tuple[Path, ...] = (Path("/boot"), Path("/efi"), Path("/boot/efi"))
 
 
 class BlockDeviceSlotBackend:
     """The real machine: the boot disk's GPT, /proc/cmdline, the ESP and systemctl.
 
-    Both boot loaders are served. GRUB's gptprio reads the GPT bits directly. With
-    systemd-boot, every slot made bootable also gets an entry with a boot counter
-    (``wellcar-b+1.conf``); systemd-boot counts it down on each boot, and :meth:`slot_table`
-    copies a lower count back into the GPT's tries, so the rules of :class:`SlotTable`
+    Both boot loaders are served. With systemd-boot (UEFI), every slot made bootable also
+    gets an entry with a boot counter (``wellcar-b+1.conf``); systemd-boot counts it down
+    on each boot. On BIOS machines GRUB boots from a grub.cfg rendered from the same
+    entries and counts down ``grub/grubenv`` instead. :meth:`reconcile` copies the count
+    of the loader that booted into the GPT's tries, so the rules of :class:`SlotTable`
     (a slot out of tries that is not running has failed) hold for both.
     """
 
@@ -127,22 +129,31 @@ class BlockDeviceSlotBackend:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         return SlotTable(self._store(), self.status_path, active=self.booted_slot())
 
+    def booted_with_uefi(self) -> bool:
+        """UEFI firmware (systemd-boot) started this boot; else a BIOS (GRUB)."""
+        return self._paths.sys_firmware_efi.is_dir()
+
     def reconcile(self) -> None:
-        """Copy a try systemd-boot used (its entry's counter went down) into the GPT bits,
-        so the rules of :class:`SlotTable` hold for both boot loaders."""
+        """Copy a try the boot loader used (systemd-boot's entry counter, or GRUB's in
+        grubenv on a BIOS machine) into the GPT bits, so the rules of :class:`SlotTable`
+        hold for both boot loaders."""
         files = self.esp_files()
         if files is None:
             return
+        uefi = self.booted_with_uefi()
+        counters = (
+            {slot: files.tries_left(slot) for slot in Slot} if uefi else files.grub_counters()
+        )
         store = self._store()
         disk = store.read_gpt()
         for slot in Slot:
-            left = files.tries_left(slot)
+            left = counters[slot]
             partition = slot_partition(disk, slot)
             prio = GptPrio.from_attributes(partition.attributes)
             if left is None or prio.priority == 0 or prio.successful or prio.tries <= left:
                 continue
             log.info(
-                "systemd-boot used a try of the slot",
+                "systemd-boot used a try of the slot" if uefi else "GRUB used a try of the slot",
                 extra=log_fields(slot=slot, tries_before=prio.tries, tries_after=left),
             )
             lowered = GptPrio(prio.priority, left, False).apply_to(partition.attributes)

@@ -1,25 +1,36 @@
 """Kernels, initrds and systemd-boot entries of both slots on the node's mounted ESP.
 
 The text and names of what is written come from ``wellcar.disk.boot_entries``; this module
-only reads and writes the files.
+only reads and writes the files. GRUB's ``grub/grub.cfg`` and ``grub/grubenv`` (for BIOS
+machines) are rewritten from the entries whenever an entry changes, on either firmware, so
+the disk boots the same slot whichever firmware starts it.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
 from uuid import UUID
 
 from wellcar.atomic_file import write_file_atomically
-from wellcar.disk import Slot, UsrVerity
+from wellcar.disk import BootEntryError, Slot, UsrVerity
 from wellcar.disk.boot_entries import (
+    GRUB_CFG,
+    GRUBENV,
     LOADER_ENTRIES,
     BootEntryName,
+    SlotEntry,
     boot_entry_file_name,
     entry_usrhash,
+    grubenv_tries_left,
+    parse_boot_entry,
     parse_boot_entry_file_name,
+    parse_grubenv,
     render_boot_entry,
+    render_grub_cfg,
+    render_grubenv,
     slot_boot_entry,
     slot_boot_files,
 )
@@ -90,6 +101,7 @@ class EspBootFiles:
         write_file_atomically(target, text, mode=None)  # the ESP is FAT: no chmod
         for path in stale:
             path.unlink(missing_ok=True)
+        self.write_grub_files({slot: tries})
         return target
 
     def bless(self, slot: Slot) -> Path | None:
@@ -98,11 +110,50 @@ class EspBootFiles:
         for path, name in self.entries(slot):
             if name.tries_left is not None:
                 os.replace(path, final)
+        if self.grub_tries_left(slot) is not None:
+            self.write_grub_files({slot: None})
         return final if final.exists() else None
 
     def remove(self, slot: Slot) -> None:
         for path, _ in self.entries(slot):
             path.unlink(missing_ok=True)
+        self.write_grub_files({slot: None})
+
+    # -- GRUB (BIOS machines)
+
+    def grub_counters(self) -> dict[Slot, int | None]:
+        """Each slot's tries left in grubenv (GRUB counts them down on BIOS machines); a
+        missing or unreadable grubenv has none."""
+        try:
+            return grubenv_tries_left(parse_grubenv((self.esp / GRUBENV).read_bytes()))
+        except (OSError, BootEntryError):
+            return dict.fromkeys(Slot)
+
+    def grub_tries_left(self, slot: Slot) -> int | None:
+        return self.grub_counters()[slot]
+
+    def write_grub_files(self, changed: Mapping[Slot, int | None] = MappingProxyType({})) -> None:
+        """grub.cfg from the entries on the ESP, and grubenv with the ``changed`` counters
+        (the others kept). The config is written before the counters: a new counted entry
+        is never booted from an old config. With no entry left, nothing is written."""
+        found = []
+        for slot in Slot:
+            for path, _ in self.entries(slot)[:1]:
+                try:
+                    entry = parse_boot_entry(path.read_text(encoding="utf-8"))
+                except (OSError, UnicodeDecodeError, BootEntryError):
+                    continue  # not bootable by either loader; GRUB boots the others
+                found.append(SlotEntry(slot, path.name, entry))
+        if not found:
+            return
+        counters = {**self.grub_counters(), **changed}
+        for slot in Slot:
+            if not any(item.slot is slot for item in found):
+                counters[slot] = None
+        config = render_grub_cfg(self.brand, found)
+        (self.esp / GRUB_CFG).parent.mkdir(parents=True, exist_ok=True)
+        write_file_atomically(self.esp / GRUB_CFG, config, mode=None)
+        write_file_atomically(self.esp / GRUBENV, render_grubenv(counters), mode=None)
 
     def slots_by_usrhash(self) -> dict[str, Slot]:
         """The root hash (``verity.usrhash=``, or ``usrhash=`` of older entries) each of our

@@ -9,7 +9,9 @@ or parses it:
 - a slot's kernel command line, rendered and parsed back: ``verity.usr=``,
   ``verity.usrhash=``, ``verity.usroffset=`` (the image's initrd opens /usr with them),
   ``mount.usr=`` without verity, and the ``wellcar.slot=`` hint;
-- which slot a boot's command line (or a user's hint) names.
+- which slot a boot's command line (or a user's hint) names;
+- GRUB's ``grub/grub.cfg`` and ``grub/grubenv`` on the ESP for BIOS machines, rendered
+  from the same entries, with the tries left of each slot.
 
 The image build writes the ESP with these functions, the agent rewrites entries with them;
 the I/O (an FAT image, a mounted ESP) stays with each of them. See docs/disk.md.
@@ -40,7 +42,7 @@ SYSTEMD_BOOT_LOADER = "EFI/systemd/systemd-bootx64.efi"
 
 def esp_directories(brand: str) -> tuple[str, ...]:
     """Every directory of the ESP, parents first (FAT tools create them one by one)."""
-    return ("EFI", "EFI/BOOT", "EFI/systemd", f"EFI/{brand}", "loader", LOADER_ENTRIES)
+    return ("EFI", "EFI/BOOT", "EFI/systemd", f"EFI/{brand}", GRUB_DIR, "loader", LOADER_ENTRIES)
 
 
 @dataclass(frozen=True)

@@ -11,13 +11,14 @@ partition table and signature stay as the GPT writer made them. See docs/bios.md
 
 from __future__ import annotations
 
+import shutil
 import struct
 from pathlib import Path
 
 from wellcar.disk.boot_entries import GRUB_PREFIX
 from wellcar.disk.sizes import SECTOR_SIZE
 
-from .errors import ImageContentError
+from .errors import ImageContentError, ToolError
 from .tools import run_tool
 
 STEP = "bios-boot"
@@ -102,3 +103,16 @@ def install_bios_boot(
         f.write(embedded)
     (work / "core.img").unlink()
     return len(core)
+
+
+def check_grub_script(config: Path, *, log: Path | None) -> None:
+    """``grub-script-check`` on a rendered grub.cfg, when grub-common is installed: a
+    config GRUB cannot parse would leave a BIOS machine at GRUB's prompt."""
+    if shutil.which("grub-script-check") is None:
+        return
+    try:
+        run_tool(STEP, ["grub-script-check", str(config)], log=log)
+    except ToolError as exc:
+        raise ImageContentError(
+            STEP, f"the rendered grub.cfg does not parse: {exc.message}"
+        ) from exc

@@ -25,6 +25,7 @@ from wellcar.disk import (
     slot_partition,
 )
 
+from .bios_boot import install_bios_boot
 from .errors import ImageBuildError, ImageContentError
 from .esp import SlotBoot, build_esp
 from .filesystems import clamp_mtimes, make_ext4
@@ -101,6 +102,7 @@ def assemble_disk(
         gpt = create_disk_image(out, layout, seed=settings.seed("disk"), overwrite=True)
         usr_a = slot_partition(gpt, Slot.A)
         esp_part, oem_part = gpt.partition(1), gpt.partition_labelled("OEM")
+        bios_part = gpt.partition_labelled("BIOS-BOOT")
         root_part = gpt.partition_labelled("ROOT")
     except DiskError as exc:
         raise ImageBuildError("disk", str(exc)) from exc
@@ -125,4 +127,6 @@ def assemble_disk(
     write_at(out, oem_part.byte_offset, oem_img, oem_part.byte_size, "OEM")
     for part_img in (esp_img, root_img, oem_img):
         part_img.unlink()
+    # The same image boots on BIOS machines: GRUB in BIOS-BOOT and the MBR (docs/bios.md).
+    install_bios_boot(out, bios_part.first_lba, bios_part.byte_size, work=work, log=log)
     return DiskResult(out, boot, layout)

@@ -2,6 +2,8 @@
 
 systemd-boot instead of Flatcar's patched GRUB: with boot counting (``<entry>+3.conf``,
 blessed after boot-complete.target) it gives automatic fallback with stock components.
+BIOS machines boot GRUB instead (image/bios_boot.py), whose grub.cfg and grubenv are
+rendered here from the same entries.
 The image ships slot A only; an update adds ``vmlinuz-b``/``initrd-b`` and an entry for B.
 """
 
@@ -15,18 +17,25 @@ from uuid import UUID
 from wellcar.disk import BootEntryError, Slot, UsrVerity
 from wellcar.disk.boot_entries import (
     FALLBACK_LOADER,
+    GRUB_CFG,
+    GRUBENV,
     IMAGE_BASE_OPTIONS,
     LOADER_CONF,
     LOADER_ENTRIES,
     SYSTEMD_BOOT_LOADER,
+    SlotEntry,
     boot_entry_file_name,
     esp_directories,
+    parse_boot_entry,
     render_boot_entry,
+    render_grub_cfg,
+    render_grubenv,
     render_loader_conf,
     slot_boot_entry,
     slot_boot_files,
 )
 
+from .bios_boot import check_grub_script
 from .errors import ImageContentError
 from .filesystems import fat_copy, fat_mkdirs, make_vfat
 from .settings import BuildSettings
@@ -88,6 +97,7 @@ def build_esp(
     loader_conf = staging / "loader.conf"
     loader_conf.write_text(render_loader_conf(), encoding="utf-8")
     fat_copy(image, loader_conf, LOADER_CONF, epoch=epoch, log=log)
+    slot_entries: list[SlotEntry] = []
     for boot in boots:
         files = slot_boot_files(brand_id, boot.slot)
         fat_copy(image, boot.kernel, files.kernel, epoch=epoch, log=log)
@@ -101,3 +111,11 @@ def build_esp(
         entry = staging / boot_entry_file_name(brand_id, boot.slot)
         entry.write_text(text, encoding="utf-8")
         fat_copy(image, entry, f"{LOADER_ENTRIES}/{entry.name}", epoch=epoch, log=log)
+        slot_entries.append(SlotEntry(boot.slot, entry.name, parse_boot_entry(text)))
+    # GRUB's files, from the same entries; no counters (the image's slot is good).
+    grub_cfg, grubenv = staging / "grub.cfg", staging / "grubenv"
+    grub_cfg.write_text(render_grub_cfg(brand_id, slot_entries), encoding="utf-8")
+    check_grub_script(grub_cfg, log=log)
+    grubenv.write_bytes(render_grubenv({}))
+    fat_copy(image, grub_cfg, GRUB_CFG, epoch=epoch, log=log)
+    fat_copy(image, grubenv, GRUBENV, epoch=epoch, log=log)
