@@ -202,3 +202,33 @@ def test_agent_says_why_and_boots_on(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "not JSON" in err and "booting without platform metadata" in err
     assert not (tmp_path / ATTRIBUTES_FILE.lstrip("/")).exists()
     assert json.dumps(sorted(PROVIDERS))  # every provider is reachable by name
+
+
+def test_malformed_user_data_stops_the_boot_with_the_usual_message() -> None:
+    from wellcar.ignition.errors import IgnitionError
+    from wellcar.ignition.parse import parse_config
+
+    with serve(ec2_service("h", KEY, b'{"ignition": {"version": "3.4.0"')) as url:
+        found = platform_config("ignition.platform.id=aws", settings(url))
+    assert found is not None and found.data is not None
+    with pytest.raises(IgnitionError):
+        parse_config(found.data, origin=found.origin)
+
+
+def test_omaha_reports_the_platform_images_oem(tmp_path: Path) -> None:
+    """The agent's Omaha oem/oemversion come from the oem-release a platform image ships."""
+    from wellcar.agent.config import AgentConfig
+    from wellcar.agent.node_identity import load_identity
+    from wellcar.image.platforms import OEM_RELEASE, platform_named, render_oem_release
+
+    (tmp_path / "oem").mkdir()
+    release = render_oem_release(platform_named("aws"), "4893.0.0")
+    (tmp_path / "oem" / OEM_RELEASE).write_text(release)
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc/machine-id").write_text("0123456789abcdef0123456789abcdef\n")
+    (tmp_path / "proc/sys/kernel/random").mkdir(parents=True)
+    (tmp_path / "proc/sys/kernel/random/boot_id").write_text(
+        "01234567-89ab-cdef-0123-456789abcdef\n"
+    )
+    identity = load_identity(AgentConfig(), tmp_path)
+    assert (identity.oem_id, identity.oem_version) == ("ami", "4893.0.0")
