@@ -64,14 +64,20 @@ def plan_config(config: Config, root: TargetRoot, fetcher: Fetcher) -> Plan:
         (f"$.storage.filesystems[{i}]", fs) for i, fs in enumerate(config.storage.filesystems)
     ]
     db = plan.accounts
+    # Users go before groups when removing (a group must lose its users first); otherwise
+    # groups come first, as Ignition creates them.
+    for i, user in enumerate(config.passwd.users):
+        if user.should_exist is False:
+            db.remove_user(user.name, f"$.passwd.users[{i}]")
     for i, group in enumerate(config.passwd.groups):
         if group.should_exist is False:
-            raise ApplyError(f"$.passwd.groups[{i}].shouldExist: removing groups is not supported")
-        db.add_group(group, f"$.passwd.groups[{i}]")
+            db.remove_group(group.name, f"$.passwd.groups[{i}]")
+        else:
+            db.add_group(group, f"$.passwd.groups[{i}]")
     for i, user in enumerate(config.passwd.users):
         where = f"$.passwd.users[{i}]"
         if user.should_exist is False:
-            raise ApplyError(f"{where}.shouldExist: removing users is not supported")
+            continue
         account, _created = db.add_user(user, where)
         plan.steps += _plan_ssh_keys(user, account, root, where)
     if db.commands:

@@ -20,7 +20,7 @@ from wellcar.ignition.rootfs import TargetRoot
 from wellcar.ignition.steps import Ownership
 from wellcar.ignition.types import Group, User
 
-ACCOUNT_TOOLS = ("groupadd", "groupmod", "useradd", "usermod")
+ACCOUNT_TOOLS = ("groupadd", "groupmod", "groupdel", "useradd", "usermod", "userdel")
 DEFAULT_HOME_BASE = "/home"  # useradd's HOME when /etc/default/useradd does not set it
 NO_PASSWORD = "*"  # Ignition's: no password login (ssh keys only), not a locked account
 
@@ -115,6 +115,41 @@ class AccountDb:
         if not free:
             raise ConflictError(f"no free {kind.lower()} left between {low} and {high}")
         return free[0]
+
+    def remove_group(self, name: str, where: str) -> None:
+        """``shouldExist: false``: groupdel when the group is there, nothing otherwise."""
+        existing = self.group(name)
+        if existing is None:
+            return
+        owners = [a.name for a in self.accounts if a.gid == existing.gid]
+        if owners:
+            raise ConflictError(
+                f"{where}: group {name!r} is the primary group of {', '.join(owners)}; "
+                "remove or change those users first"
+            )
+        self.groups.remove(existing)
+        self.commands.append(["groupdel", name])
+
+    def remove_user(self, name: str, where: str) -> None:
+        """``shouldExist: false``: userdel (the home stays, as with Ignition) when the
+        user is there, nothing otherwise."""
+        existing = self.account(name)
+        if existing is None:
+            return
+        if existing.uid == 0:
+            raise ConflictError(f"{where}: {name!r} has uid 0 and cannot be removed")
+        self.accounts.remove(existing)
+        self.commands.append(["userdel", name])
+        # userdel also removes the user's own group (USERGROUPS_ENAB, Debian's default)
+        # when no other user has it as primary group: the plan's database follows suit.
+        own = self.group(name)
+        if (
+            self.login_defs.get("USERGROUPS_ENAB", "yes").lower() == "yes"
+            and own is not None
+            and own.gid == existing.gid
+            and not any(a.gid == own.gid for a in self.accounts)
+        ):
+            self.groups.remove(own)
 
     def add_group(self, group: Group, where: str) -> None:
         existing = self.group(group.name)
