@@ -13,6 +13,7 @@ from wellcar.vm import (
     IGNITION_FW_CFG_NAME,
     Accelerator,
     DiskFormat,
+    Firmware,
     FwCfgEntry,
     GuestForward,
     RunFiles,
@@ -45,6 +46,23 @@ def test_minimal_config_is_restricted_user_networking_only() -> None:
     assert option(argv, "-netdev") == ["user,id=net0,restrict=on"]
     assert "-nodefaults" in argv
     assert not {"-net", "-nic"} & set(argv)
+
+
+def test_a_bios_machine_boots_seabios_without_ovmf() -> None:
+    """QEMU's default firmware is SeaBIOS: no pflash drives, no -bios; UEFI is the default."""
+    bios = command(VmConfig(image=Path("disk.img"), firmware=Firmware.BIOS))
+    assert not any("pflash" in drive for drive in option(bios, "-drive"))
+    assert "-bios" not in bios
+    assert option(bios, "-drive") == ["if=virtio,format=qcow2,file=/run/vm/overlay.qcow2"]
+    uefi = command(VmConfig(image=Path("disk.img")))
+    assert sum("pflash" in drive for drive in option(uefi, "-drive")) == 2
+    without_vars = RunFiles(FILES.disk, FILES.disk_format, None, FILES.serial_log, FILES.qmp_socket)
+    with pytest.raises(VmError, match="OVMF variables"):
+        build_qemu_command(VmConfig(image=Path("disk.img")), without_vars, Accelerator.TCG)
+    bios_argv = build_qemu_command(
+        VmConfig(image=Path("disk.img"), firmware=Firmware.BIOS), without_vars, Accelerator.TCG
+    )
+    assert "-drive" in bios_argv
 
 
 def test_every_option_reaches_the_command_line() -> None:

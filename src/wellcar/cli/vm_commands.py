@@ -21,6 +21,7 @@ from wellcar.vm import (
     IGNITION_FW_CFG_NAME,
     Accelerator,
     DiskFormat,
+    Firmware,
     FwCfgEntry,
     Vm,
     VmConfig,
@@ -86,6 +87,10 @@ def run(
     accel: Annotated[
         Accelerator, typer.Option("--accel", help="auto probes KVM and falls back to TCG")
     ] = Accelerator.AUTO,
+    firmware: Annotated[
+        Firmware,
+        typer.Option("--firmware", help="uefi (OVMF, systemd-boot) or bios (SeaBIOS, GRUB)"),
+    ] = Firmware.UEFI,
     update_server: Annotated[
         str | None,
         typer.Option(
@@ -132,6 +137,7 @@ def run(
             fw_cfg=(FwCfgEntry(IGNITION_FW_CFG_NAME, config.resolve()),) if config else (),
             copy_on_write=snapshot,
             accelerator=accel,
+            firmware=firmware,
         )
         vm = Vm(vm_config)
         vm.start()

@@ -1,10 +1,11 @@
-"""Run a disk image in QEMU: UEFI (OVMF), serial log, ssh over a loopback port, fw_cfg config."""
+"""Run a disk image in QEMU: UEFI (OVMF) or BIOS (SeaBIOS), serial log, ssh, fw_cfg config."""
 
 from wellcar.vm.config import (
     IGNITION_FW_CFG_NAME,
     LOOPBACK,
     Accelerator,
     DiskFormat,
+    Firmware,
     FwCfgEntry,
     GuestForward,
     RunFiles,
@@ -27,6 +28,7 @@ __all__ = [
     "LOOPBACK",
     "Accelerator",
     "DiskFormat",
+    "Firmware",
     "FwCfgEntry",
     "GuestForward",
     "KvmVerdict",

@@ -27,6 +27,14 @@ LINK_LOCAL_NET = ipaddress.IPv4Network("169.254.0.0/16")
 GUEST_NETWORKS = (USER_NET, LINK_LOCAL_NET)
 
 
+class Firmware(StrEnum):
+    """What starts the machine: OVMF (UEFI, systemd-boot) or QEMU's default SeaBIOS
+    (BIOS, GRUB from the BIOS-BOOT partition). The same disk image boots on both."""
+
+    UEFI = "uefi"
+    BIOS = "bios"
+
+
 def reserved_addresses(network: ipaddress.IPv4Network) -> set[ipaddress.IPv4Address]:
     """QEMU's own addresses in a user network: .2 gateway, .3 DNS, .15 the guest."""
     return {network[2], network[3], network[15]}
@@ -112,7 +120,8 @@ class FwCfgEntry:
 
 @dataclass(frozen=True)
 class VmConfig:
-    """Everything needed to run one disk image. Defaults give a small UEFI q35 machine."""
+    """Everything needed to run one disk image. Defaults give a small UEFI q35 machine;
+    ``firmware=Firmware.BIOS`` the same machine with SeaBIOS."""
 
     image: Path
     image_format: DiskFormat = DiskFormat.RAW
@@ -120,6 +129,7 @@ class VmConfig:
     cpus: int = 1
     ovmf_code: Path = OVMF_CODE
     ovmf_vars_template: Path = OVMF_VARS
+    firmware: Firmware = Firmware.UEFI
     serial_log: Path | None = None  # None: a file in the VM's private run directory
     ssh_port: int | None = None  # host port forwarded to the guest's port 22
     guest_forwards: tuple[GuestForward, ...] = ()
@@ -173,7 +183,7 @@ class RunFiles:
 
     disk: Path
     disk_format: DiskFormat
-    ovmf_vars: Path
+    ovmf_vars: Path | None  # None on BIOS machines
     serial_log: Path
     qmp_socket: Path
 
@@ -210,7 +220,21 @@ def build_qemu_command(
         (files.serial_log, "serial log path"),
         (files.qmp_socket, "QMP socket path"),
     ):
-        _check_option_value(str(path), what)
+        if path is not None:
+            _check_option_value(str(path), what)
+    if config.firmware is Firmware.UEFI and files.ovmf_vars is None:
+        raise VmError("a UEFI machine needs its copy of the OVMF variables")
+    # No -bios on BIOS machines: QEMU's default firmware is SeaBIOS.
+    firmware = (
+        [
+            "-drive",
+            f"if=pflash,format=raw,unit=0,readonly=on,file={config.ovmf_code}",
+            "-drive",
+            f"if=pflash,format=raw,unit=1,file={files.ovmf_vars}",
+        ]
+        if config.firmware is Firmware.UEFI
+        else []
+    )
     command = [
         config.qemu_binary,
         "-machine",
@@ -229,10 +253,7 @@ def build_qemu_command(
         "-no-user-config",
         "-display",
         "none",
-        "-drive",
-        f"if=pflash,format=raw,unit=0,readonly=on,file={config.ovmf_code}",
-        "-drive",
-        f"if=pflash,format=raw,unit=1,file={files.ovmf_vars}",
+        *firmware,
         "-drive",
         f"if=virtio,format={files.disk_format.value},file={files.disk}",
         # append=on so a restart after kill() keeps the earlier boot's log (and read offsets).

@@ -18,6 +18,7 @@ from wellcar.vm.config import (
     LOOPBACK,
     Accelerator,
     DiskFormat,
+    Firmware,
     RunFiles,
     VmConfig,
     VmError,
@@ -89,16 +90,19 @@ class Vm:
         config = self.config
         if not config.image.is_file():
             raise VmError(f"disk image {config.image} does not exist")
-        for firmware in (config.ovmf_code, config.ovmf_vars_template):
+        uefi = config.firmware is Firmware.UEFI
+        for firmware in (config.ovmf_code, config.ovmf_vars_template) if uefi else ():
             if not firmware.is_file():
                 raise VmError(f"OVMF firmware {firmware} not found (Debian package ovmf)")
         if shutil.which(config.qemu_binary) is None:
             raise VmError(f"{config.qemu_binary} not found (Debian package qemu-system-x86)")
         # Under /tmp rather than a caller's directory: unix socket paths are limited to ~107 bytes.
         self._run_dir = Path(tempfile.mkdtemp(prefix="wellcar-vm-"))
-        ovmf_vars = self._run_dir / "OVMF_VARS.fd"
-        # The firmware writes its variables (boot order, ...): never into the shared template.
-        shutil.copyfile(config.ovmf_vars_template, ovmf_vars)
+        ovmf_vars = self._run_dir / "OVMF_VARS.fd" if uefi else None
+        if ovmf_vars is not None:
+            # The firmware writes its variables (boot order, ...): never into the shared
+            # template.
+            shutil.copyfile(config.ovmf_vars_template, ovmf_vars)
         disk, disk_format = config.image.resolve(), config.image_format
         if config.copy_on_write:
             disk, disk_format = self._run_dir / "overlay.qcow2", DiskFormat.QCOW2
