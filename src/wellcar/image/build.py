@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from wellcar.disk import UsrVerity
+from wellcar.live.artifacts import LIVE_FILES, LiveInputs, build_live_artifacts
+from wellcar.live.errors import LiveError
 from wellcar.payload.errors import PayloadError
 from wellcar.payload.generate import GenerateOptions, PayloadInputs, generate_payload
 from wellcar.payload.signing import SigningKey, load_signing_key
@@ -50,6 +52,7 @@ STEPS: tuple[str, ...] = (
     "disk",
     "payload",
     "metadata",
+    "live",  # only when settings.wants_live_artifacts
 )
 PAYLOAD_NAME = "update.payload"
 # Reported per step: (step name, index from 0, number of steps).
@@ -87,6 +90,18 @@ def copy_extra_trees(rootfs: Path, trees: tuple[Path, ...], log: Path | None) ->
 def _sha256(path: Path) -> str:
     with path.open("rb") as src:
         return hashlib.file_digest(src, "sha256").hexdigest()
+
+
+def _build_live(settings: BuildSettings, out: Path, work: Path, log: Path) -> None:
+    """The live ISO and PXE files from this build's outputs (docs/live.md)."""
+    try:
+        build_live_artifacts(
+            LiveInputs.from_build_dir(out), out, brand_id=settings.brand.id,
+            title=settings.brand.pretty_name, zstd_level=settings.payload_zstd_level,
+            work=work, log=log,
+        )  # fmt: skip
+    except LiveError as exc:
+        raise ImageBuildError("live", str(exc)) from exc
 
 
 def _signing_keys(settings: BuildSettings) -> list[SigningKey]:
@@ -221,10 +236,13 @@ class _BuildRun:
         step("metadata")
         (out / "version.txt").write_text(render_version_txt(settings, usr.root_hash, usr.data_size),
                                          encoding="utf-8")  # fmt: skip
+        if settings.wants_live_artifacts:
+            step("live")
+            _build_live(settings, out, work / "live", log)
         if not keep_work and work.exists():
             shutil.rmtree(work)
         names = ["disk.img", "usr.img", "vmlinuz", "initrd.img", PAYLOAD_NAME,
-                 "packages.txt", "version.txt"]  # fmt: skip
+                 "packages.txt", "version.txt", *LIVE_FILES]  # fmt: skip
         present = [name for name in names if (out / name).is_file()]
         sums = "".join(f"{_sha256(out / name)}  {name}\n" for name in present)
         (out / "SHA256SUMS").write_text(sums, encoding="utf-8")

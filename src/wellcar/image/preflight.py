@@ -13,6 +13,7 @@ from pathlib import Path
 
 from wellcar.disk.sizes import GiB, format_size
 from wellcar.keyfiles import public_key_files
+from wellcar.live.artifacts import LIVE_FILES
 
 from .dev_keys import payload_trust_problems
 from .errors import ImageContentError, MissingToolError
@@ -125,6 +126,10 @@ def check_inputs(settings: BuildSettings) -> None:
 def preflight(settings: BuildSettings, *, packages: bool = True) -> None:
     check_inputs(settings)
     check_tools()
+    if settings.wants_live_artifacts:  # the ISO (docs/live.md)
+        missing = missing_tools({"xorriso": "xorriso", "zstd": "zstd", "mtype": "mtools"})
+        if missing:
+            raise MissingToolError("preflight", f"the live ISO needs {', '.join(missing)}")
     check_space(settings)
     if packages:
         check_packages(settings)
@@ -134,7 +139,7 @@ def output_names() -> tuple[str, ...]:
     """Every file a build leaves in its output folder (SHA256SUMS last: its presence says
     the build finished)."""
     return ("disk.img", "usr.img", "vmlinuz", "initrd.img", "update.payload", "packages.txt",
-            "version.txt", "SHA256SUMS")  # fmt: skip
+            "version.txt", *LIVE_FILES, "SHA256SUMS")  # fmt: skip
 
 
 def remove_outputs(out: Path) -> None:

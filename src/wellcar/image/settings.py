@@ -42,6 +42,7 @@ class Kind(StrEnum):
     PATH_LIST = "list of paths"  # the same, each a path (relative: to the profile)
     VERSION = "version"
     OPTIONAL_INT = "integer (optional)"
+    SWITCH = "on, off or auto"  # TOML: also true / false
 
 
 class Section(StrEnum):
@@ -211,6 +212,10 @@ SETTINGS: tuple[Setting, ...] = (
             "~/.local/share/wellcar/dev-keys]"),
     Setting("payload_zstd_level", S, Kind.INT, _const(19),
             "zstd level of the update payload (lower builds faster)"),
+    Setting("live_artifacts", S, Kind.SWITCH, _const("auto"),
+            "the live ISO and PXE files (docs/live.md); auto: on for a release build (its "
+            "payload signed by a key outside the development key set), off for development "
+            "and test builds (development keys, or unsigned)"),
     Setting("package_repository", S, Kind.OPTIONAL_PATH, _const(None),
             "Wellcar's signed apt repository (wellcar packages repo): its packages are "
             "pinned above Debian's, and the build fails if one of them is installed from "
@@ -264,6 +269,15 @@ class BuildSettings:
     payload_zstd_level: int = 19
     dev_keys_dir: Path = field(default_factory=default_dev_keys_dir)
     package_repository: Path | None = None
+    live_artifacts: str = "auto"  # "on", "off" or "auto": see wants_live_artifacts
+
+    @property
+    def wants_live_artifacts(self) -> bool:
+        """Whether the build makes the live ISO and PXE files (docs/live.md)."""
+        if self.live_artifacts != "auto":
+            return self.live_artifacts == "on"
+        key, dev = self.signing_key, self.dev_keys_dir.expanduser()
+        return key is not None and not key.resolve().is_relative_to(dev.resolve())
 
     @property
     def epoch(self) -> int:
@@ -331,6 +345,12 @@ def _parse(setting: Setting, raw: object, source: str, base: Path | None) -> Any
             raise bad("a list of paths")
         paths = [Path(item).expanduser() for item in items]
         return tuple(base / p if base is not None and not p.is_absolute() else p for p in paths)
+    if kind is Kind.SWITCH:
+        if isinstance(raw, bool):
+            return "on" if raw else "off"
+        if isinstance(raw, str) and raw.lower() in ("on", "off", "auto"):
+            return raw.lower()
+        raise bad("on, off or auto")
     if kind is Kind.SIZE:
         if isinstance(raw, int) and not isinstance(raw, bool):
             size = raw
