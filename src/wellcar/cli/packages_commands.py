@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
@@ -12,15 +13,18 @@ import typer
 from rich.table import Table
 
 from wellcar.cli.output import err, fail, out
-from wellcar.image.settings import DEFAULT_MIRRORS, default_dev_keys_dir
+from wellcar.image.settings import DEFAULT_MIRRORS, default_dev_keys_dir, resolve_settings
 from wellcar.packages.builder import BuildResult, build_set
 from wellcar.packages.errors import PackageError
+from wellcar.packages.image_report import ImageStatus, Origin, image_status, read_manifest
 from wellcar.packages.layout import BuildCache, default_cache_dir
+from wellcar.packages.licences import LicenceCache
 from wellcar.packages.package_set import load_package_set
 from wellcar.packages.repo_key import SigningKey, ensure_dev_key, find_signing_key
-from wellcar.packages.repository import publish_repository
+from wellcar.packages.repository import Repository, publish_repository
+from wellcar.packages.sbom import make_sbom
 from wellcar.packages.sources import AptState
-from wellcar.packages.verify import verify_source
+from wellcar.packages.verify import load_verify_results, verify_source
 
 packages_app = typer.Typer(
     help="Debian packages rebuilt from source with Wellcar's patches, and their signed "
@@ -178,3 +182,105 @@ def verify_command(
     out.print(table)
     same = sum(r.identical for r in results)
     out.print(f"bit-identical: {same} of {len(results)} ({100 * same / len(results):.0f}%)")
+
+
+ImageDir = Annotated[Path, typer.Option("--image", help="An image build's output directory")]
+RepoDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--repo", help="Wellcar's repository the image was built with", show_default=False
+    ),
+]
+
+
+def _status(image: Path, repo: Path | None, cache: Path | None) -> ImageStatus:
+    build_cache = BuildCache(cache or default_cache_dir())
+    build_cache.make()
+    apt = AptState(build_cache.apt)
+    with err.status("reading the image's packages") as status:
+        status.update("updating Debian's indexes")
+        apt.update(DEFAULT_MIRRORS)
+        return image_status(
+            read_manifest(image),
+            Repository(repo) if repo else None,
+            apt,
+            load_verify_results(build_cache),
+        )
+
+
+@packages_app.command("status")
+def status_command(
+    image: ImageDir,
+    repo: RepoDir = None,
+    cache: CacheDir = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Which of an image's packages Wellcar built, which were verified bit-identical, and
+    which are Debian binaries not yet checked: the independence figure."""
+    with reporting_errors():
+        result = _status(image, repo, cache)
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "independence": result.independence,
+                    "packages": [asdict(p) for p in result.packages],
+                },
+                indent=2,
+            )
+        )
+        return
+    table = Table(header_style="bold")
+    for column in ("package", "version", "source", "origin"):
+        table.add_column(column, overflow="fold")
+    for p in result.packages:
+        if p.origin is not Origin.UNCHECKED:
+            table.add_row(p.name, p.version, f"{p.source} {p.source_version}", str(p.origin))
+    out.print(table)
+    for origin in Origin:
+        out.print(f"{origin}: {result.count(origin)}")
+    out.print(
+        f"independence: {100 * result.independence:.1f}% of {len(result.packages)} "
+        "packages built by Wellcar or verified bit-identical"
+    )
+
+
+@packages_app.command("sbom")
+def sbom_command(
+    image: ImageDir,
+    output: Annotated[Path, typer.Option("--output", "-o", help="The SBOM file (CycloneDX JSON)")],
+    repo: RepoDir = None,
+    debs: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--debs",
+            help="Directories of the image's .debs, for the licences "
+            "[default: the image build's package cache]",
+            show_default=False,
+        ),
+    ] = None,
+    cache: CacheDir = None,
+) -> None:
+    """Write the image's SBOM: every package, version, licence and origin."""
+    with reporting_errors():
+        result = _status(image, repo, cache)
+        repository = Repository(repo) if repo else None
+        deb_dirs = list(debs or [resolve_settings().package_cache])
+        if repository is not None:
+            deb_dirs.append(repository.root / "pool")
+        version = read_version(image)
+        licences = LicenceCache(BuildCache(cache or default_cache_dir()).root / "licences.json")
+        with err.status("reading licences"):
+            text = make_sbom(result, "wellcar", version, repository, licences, deb_dirs)
+    output.write_text(text, encoding="utf-8")
+    out.print(f"{output}: {len(result.packages)} packages")
+
+
+def read_version(image: Path) -> str:
+    path = image / "version.txt"
+    fields = (
+        dict(line.split("=", 1) for line in path.read_text().split() if "=" in line)
+        if path.is_file()
+        else {}
+    )
+    return fields.get("VERSION", fields.get("WELLCAR_VERSION", "unknown"))

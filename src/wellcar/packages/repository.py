@@ -10,6 +10,7 @@ Layout (apt's "dists" form, one suite and one component)::
     dists/wellcar/Release.gpg         Release, detached signature
     wellcar-archive-keyring.gpg       the public key (apt's signed-by)
     wellcar-preferences               the apt pin an image build uses
+    wellcar-builds.json               per source: version, patches, .buildinfo, build key
 
 The new tree is made beside the published one, its InRelease checked with gpgv against the
 exported key, and only then swapped in by renames; a failure anywhere leaves the previous
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -40,6 +42,7 @@ ARCHITECTURE = "amd64"
 ORIGIN = "Wellcar"
 KEYRING_FILE = "wellcar-archive-keyring.gpg"
 PREFERENCES_FILE = "wellcar-preferences"  # the pin, for an image build (image_origin)
+BUILDS_FILE = "wellcar-builds.json"  # per source: version, patches, .buildinfo (the SBOM's)
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,17 @@ class Repository:
     @property
     def keyring(self) -> Path:
         return self.root / KEYRING_FILE
+
+    @property
+    def builds_file(self) -> Path:
+        return self.root / BUILDS_FILE
+
+    def builds(self) -> dict[str, dict[str, object]]:
+        """source -> {version, debian_version, patches, buildinfo, key}."""
+        if not self.builds_file.is_file():
+            return {}
+        data: dict[str, dict[str, object]] = json.loads(self.builds_file.read_text("utf-8"))
+        return data
 
     @property
     def preferences(self) -> Path:
@@ -166,7 +180,7 @@ def stage_repository(staging: Path, builds: list[BuildResult], key: SigningKey) 
         pool = staging / "pool" / COMPONENT / build.source
         pool.mkdir(parents=True, exist_ok=True)
         for name in build.files:
-            if not name.endswith((".changes", ".buildinfo")):
+            if not name.endswith(".changes"):
                 shutil.copyfile(build.path / name, pool / name)
     indexes = _write_index(
         repo.packages_index, _scan(staging, ["dpkg-scanpackages", "--multiversion"])
@@ -180,6 +194,19 @@ def stage_repository(staging: Path, builds: list[BuildResult], key: SigningKey) 
     )
     repo.keyring.write_bytes(key.gpg("--export", key.fingerprint))
     repo.preferences.write_text(pin_preferences(), encoding="utf-8")
+    record = {
+        b.source: {
+            "version": b.version,
+            "debian_version": b.debian_version,
+            "patches": b.patches,
+            "key": b.key,
+            "buildinfo": [
+                f"pool/{COMPONENT}/{b.source}/{n}" for n in b.files if n.endswith(".buildinfo")
+            ],
+        }
+        for b in builds
+    }
+    repo.builds_file.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", "utf-8")
     verify_repository(repo)
     return repo
 
