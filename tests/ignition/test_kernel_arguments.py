@@ -96,6 +96,16 @@ def test_both_slots_entries_get_the_arguments_and_keep_their_usr(tmp_path: Path)
     assert set_kernel_arguments(FLATCAR_DOCS, esp, "wellcar") == ()  # already as wanted
 
 
+def test_grub_cfg_follows_the_entries_when_the_esp_has_grub(tmp_path: Path) -> None:
+    """A BIOS machine boots GRUB from grub/grub.cfg: it gets the same arguments."""
+    esp = make_esp(tmp_path)
+    (esp / "grub").mkdir()
+    set_kernel_arguments(FLATCAR_DOCS, esp, "wellcar")
+    linux = [w for w in (esp / "grub" / "grub.cfg").read_text().splitlines() if "linux " in w]
+    assert len(linux) == 2 and all(w.endswith("nosmt mitigations=auto,nosmt") for w in linux)
+    assert not (make_esp(tmp_path / "uefi-only") / "grub").exists()
+
+
 def test_without_entries_nothing_is_written_and_the_error_says_where(tmp_path: Path) -> None:
     with pytest.raises(ApplyError, match=r"no wellcar boot entries .* is the ESP mounted"):
         set_kernel_arguments(FLATCAR_DOCS, tmp_path / "nothing", "wellcar")

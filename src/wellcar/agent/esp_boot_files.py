@@ -21,15 +21,13 @@ from wellcar.disk.boot_entries import (
     GRUBENV,
     LOADER_ENTRIES,
     BootEntryName,
-    SlotEntry,
     boot_entry_file_name,
     entry_usrhash,
+    grub_cfg_for_entry_files,
     grubenv_tries_left,
-    parse_boot_entry,
     parse_boot_entry_file_name,
     parse_grubenv,
     render_boot_entry,
-    render_grub_cfg,
     render_grubenv,
     slot_boot_entry,
     slot_boot_files,
@@ -134,23 +132,23 @@ class EspBootFiles:
 
     def write_grub_files(self, changed: Mapping[Slot, int | None] = MappingProxyType({})) -> None:
         """grub.cfg from the entries on the ESP, and grubenv with the ``changed`` counters
-        (the others kept). The config is written before the counters: a new counted entry
-        is never booted from an old config. With no entry left, nothing is written."""
-        found = []
+        (the others kept; a slot without an entry has none). The config is written before
+        the counters: a new counted entry is never booted from an old config. With no
+        entry left, nothing is written."""
+        texts: dict[str, str] = {}
+        slots: set[Slot] = set()
         for slot in Slot:
-            for path, _ in self.entries(slot)[:1]:
+            for path, _ in self.entries(slot):
                 try:
-                    entry = parse_boot_entry(path.read_text(encoding="utf-8"))
-                except (OSError, UnicodeDecodeError, BootEntryError):
+                    texts[path.name] = path.read_text(encoding="utf-8")
+                except (OSError, UnicodeDecodeError):
                     continue  # not bootable by either loader; GRUB boots the others
-                found.append(SlotEntry(slot, path.name, entry))
-        if not found:
+                slots.add(slot)
+        config = grub_cfg_for_entry_files(self.brand, texts)
+        if config is None:
             return
         counters = {**self.grub_counters(), **changed}
-        for slot in Slot:
-            if not any(item.slot is slot for item in found):
-                counters[slot] = None
-        config = render_grub_cfg(self.brand, found)
+        counters.update({slot: None for slot in Slot if slot not in slots})
         (self.esp / GRUB_CFG).parent.mkdir(parents=True, exist_ok=True)
         write_file_atomically(self.esp / GRUB_CFG, config, mode=None)
         write_file_atomically(self.esp / GRUBENV, render_grubenv(counters), mode=None)

@@ -657,3 +657,17 @@ def grubenv_tries_left(values: Mapping[str, str]) -> dict[Slot, int | None]:
         value = values.get(grub_counter(slot), "")
         found[slot] = int(value) if value.isdigit() and int(value) <= GRUB_MAX_TRIES else None
     return found
+
+
+def grub_cfg_for_entry_files(brand: str, files: Mapping[str, str]) -> str | None:
+    """GRUB's configuration for the entry files of a loader/entries directory (name to
+    text): ``brand``'s entries, the first of each slot by name; one that does not parse
+    is left out (neither loader could boot it). None when no entry is left."""
+    found: list[SlotEntry] = []
+    for name in sorted(files):
+        parsed = parse_boot_entry_file_name(brand, name)
+        if parsed is None or any(item.slot is parsed.slot for item in found):
+            continue
+        with suppress(BootEntryError):
+            found.append(SlotEntry(parsed.slot, name, parse_boot_entry(files[name])))
+    return render_grub_cfg(brand, found) if found else None

@@ -15,7 +15,9 @@ from pathlib import Path
 from wellcar.atomic_file import write_file_atomically
 from wellcar.disk import BootEntryError
 from wellcar.disk.boot_entries import (
+    GRUB_CFG,
     LOADER_ENTRIES,
+    grub_cfg_for_entry_files,
     kernel_argument_conflict,
     parse_boot_entry,
     parse_boot_entry_file_name,
@@ -78,4 +80,10 @@ def set_kernel_arguments(arguments: KernelArguments, esp: Path, brand: str) -> t
             raise ApplyError(f"kernelArguments: {path}: {exc}") from exc
     for path, text in changes:
         write_file_atomically(path, text, mode=None)  # the ESP is FAT: no chmod
+    if changes:
+        # BIOS machines boot GRUB: its config is rendered from the same entries.
+        texts = {path.name: path.read_text(encoding="utf-8") for path in ours}
+        grub_cfg = grub_cfg_for_entry_files(brand, texts)
+        if grub_cfg is not None and (esp / GRUB_CFG).parent.is_dir():
+            write_file_atomically(esp / GRUB_CFG, grub_cfg, mode=None)
     return tuple(path for path, _ in changes)
