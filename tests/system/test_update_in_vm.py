@@ -45,7 +45,7 @@ from wellcar.release.publish import publish_release
 from wellcar.server.api.models import AppCreate, ChannelCreate, GroupCreate
 from wellcar.server.fleet_codes import InstanceStatus
 from wellcar.trust.keys import Keyring
-from wellcar.vm import FwCfgEntry, GuestForward, Vm, VmConfig, free_loopback_port
+from wellcar.vm import Firmware, FwCfgEntry, GuestForward, Vm, VmConfig, free_loopback_port
 
 from ..server.server_processes import serve_processes
 from .builds import VERSION_N, VERSION_N1, OsBuilds
@@ -406,18 +406,23 @@ def broken_payload(builds: OsBuilds, out: Path) -> Path:
     return out
 
 
-def test_node_updates_itself_survives_power_loss_and_falls_back(
-    os_builds: OsBuilds, tmp_path: Path
-) -> None:
+@contextmanager
+def booted_node(
+    os_builds: OsBuilds, tmp_path: Path, *, firmware: Firmware, kernel_arguments: bool
+) -> Iterator[tuple[Node, Fleet]]:
+    """The update server at N and a VM of N's disk.img, provisioned by its Ignition config
+    (the kernel argument, when asked for, costs the first boot's one reboot); yielded once
+    N runs from slot A and answers ssh."""
     skip_unless_vm_tools()
     key = tmp_path / "id_ed25519"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    document = ignition_config(key.with_suffix(".pub").read_text().strip())
+    if not kernel_arguments:
+        del document["kernelArguments"]
     config = tmp_path / "config.ign"
-    config.write_text(json.dumps(ignition_config(key.with_suffix(".pub").read_text().strip())))
-
-    n, n1 = os_builds.n, os_builds.n1
+    config.write_text(json.dumps(document))
     with update_server(tmp_path, os_builds.dev_keys) as (fleet, server_port):
-        fleet.publish(VERSION_N, n.file("update.payload"), n.output)  # the channel is at N
+        fleet.publish(VERSION_N, os_builds.n.file("update.payload"), os_builds.n.output)
         vm_config = VmConfig(
             image=os_builds.n.file("disk.img"),
             memory_mib=2048,
@@ -430,98 +435,131 @@ def test_node_updates_itself_survives_power_loss_and_falls_back(
             fw_cfg=(FwCfgEntry("opt/org.flatcar-linux/config", config),),
             serial_log=tmp_path / "serial.log",
             disk_size=8 << 30,  # larger than the image: ROOT grows on first boot
+            firmware=firmware,
         )
         started = time.monotonic()
         with Vm(vm_config) as vm:
             node = Node(vm, key)  # started by the with statement
-            vm.wait_for_line(f"wellcar: /usr is PARTUUID={USR_A_UUID}", BOOT_TIMEOUT)
-            vm.wait_for_line("rebooting once so the kernel arguments take effect", BOOT_TIMEOUT)
-            node.boot(str(USR_A_UUID))  # the second boot, with the config's kernel arguments
-            print(f"\nfirst boot to ssh: {time.monotonic() - started:.1f} s")
-            print(node.ssh("systemd-analyze; systemd-analyze blame --no-pager | head -8",
-                           check=False))  # fmt: skip
-
-            # --- 1. N, provisioned; /usr read-only on dm-verity; containers run.
+            if kernel_arguments:
+                vm.wait_for_line(f"wellcar: /usr is PARTUUID={USR_A_UUID}", BOOT_TIMEOUT)
+                vm.wait_for_line("rebooting once so the kernel arguments take effect",
+                                 BOOT_TIMEOUT)  # fmt: skip
+            node.boot(str(USR_A_UUID))
+            print(f"\nfirst boot to ssh ({firmware}): {time.monotonic() - started:.1f} s")
             assert node.running() == ("a", VERSION_N)
-            assert KERNEL_ARGUMENT in node.ssh("cat /proc/cmdline").split()
-            table = node.ssh("dmsetup table usr")
-            assert " verity " in table and os_builds.n.result.root_hash in table
-            fstype, options = node.ssh("findmnt -n -o FSTYPE,OPTIONS /usr").split()
-            assert fstype == "erofs" and options.split(",")[0] == "ro"
-            assert "Read-only file system" in vm.ssh("touch /usr/x", user="root", key=key).stderr
-            assert node.ssh("id -un", user="core").strip() == "core"
-            check_flatcar_user_model(node)
-            check_provisioning(node)
-            check_no_package_manager(node)
-            check_node_commands(node)
-            check_agent_journal(node)
-            root_size = int(node.ssh("df --output=size -B1 / | tail -1"))
-            assert root_size > 2 << 30, f"ROOT did not grow: {root_size} bytes"
-            assert node.ssh("cat /etc/provisioned-by") == "ignition\n"
-            assert not node.ssh("ls -a /etc").count(".wellcar-first-boot")
-            wait_until(
-                "hello.service to run its container",
-                lambda: (
-                    "hello from a container"
-                    in node.ssh("journalctl -u hello.service --no-pager", check=False)
-                ),
-                300,
-            )
-            assert node.ssh("systemctl is-active hello.service").strip() == "active"
-            # The agent checks in with N.
-            instance = wait_until("the agent's check-in", fleet.instance, 300)
-            instance_id = instance[0]
-            assert instance[1] == VERSION_N
-            assert node.ssh("test -s /usr/share/wellcar/trust/root.json && echo shipped") != ""
-            assert agent_restarts(node) == 0
-
-            # --- 2. N+1 published; power loss while the slot is being written.
-            fleet.publish(VERSION_N1, n1.file("update.payload"), n1.output)
-
-            def writing_the_slot() -> bool:
-                return node.agent_status().get("state") == "UPDATE_STATUS_FINALIZING"
-
-            wait_until("the agent to write slot B", writing_the_slot, STEP_TIMEOUT, every=1)
-            time.sleep(3)
-            found = fleet.instance()
-            assert found is not None and found[2] is not InstanceStatus.COMPLETE
-            vm.kill()
-            vm.start()
-            node.boot(str(USR_A_UUID))  # still N, from slot A
-            assert node.running() == ("a", VERSION_N)
-            # The next check completes the update: reboot into N+1 from slot B.
-            node.boot(str(USR_B_UUID))
-            assert node.running() == ("b", VERSION_N1)
-            assert KERNEL_ARGUMENT in node.ssh("cat /proc/cmdline").split()  # kept by the update
-
-            def complete_on_n1() -> bool:
-                found = fleet.instance()
-                return found is not None and found[1:] == (VERSION_N1, InstanceStatus.COMPLETE)
-
-            wait_until("the server to see N+1 complete", complete_on_n1, 300)
-            # Installed through TUF: the node read the tree's metadata, not only Omaha.
-            assert any(p.startswith("/metadata/timestamp.json") for p in fleet.mirror.served)
-            assert node.ssh("ls /boot/loader/entries").split() == ["wellcar-a.conf",
-                                                                     "wellcar-b.conf"]  # fmt: skip
-
-            # --- 3. A broken N+2: its kernel cannot mount /usr; boot counting falls back.
-            fleet.publish(VERSION_N2, broken_payload(os_builds, tmp_path / "n2.payload"),
-                          n1.output, delta=True)  # fmt: skip
-            vm.wait_for_line(r"wellcar: (dm-verity cannot open|cannot mount) /usr", STEP_TIMEOUT)
-            node.boot(str(USR_B_UUID))
-            assert node.running() == ("b", VERSION_N1)
-            wait_until(
-                "errorcode 44 for N+2 on the server",
-                lambda: "44" in fleet.error_codes(instance_id, VERSION_N2),
-                300,
-            )
-            status = node.agent_status()
-            assert status.get("rolled_back_version") == VERSION_N2
-            # journalctl -p warning shows the rollback, as a warning with its fields.
-            rolled = [e for e in agent_journal(node, "-b", "-p", "warning")
-                      if 'msg="rolled back"' in e["MESSAGE"]]  # fmt: skip
-            assert rolled and rolled[0]["PRIORITY"] == "4" and rolled[0]["WELLCAR_SLOT"] in "AB"
-            found = fleet.instance()
-            assert found is not None and found[1] == VERSION_N1
-            assert agent_restarts(node) == 0  # in this boot, after the fallback
+            yield node, fleet
             vm.stop()
+
+
+def check_in_on_n(node: Node, fleet: Fleet) -> str:
+    """The agent checks in with N; the instance's id."""
+    instance = wait_until("the agent's check-in", fleet.instance, 300)
+    assert instance[1] == VERSION_N
+    return instance[0]
+
+
+def update_to_n1(node: Node, fleet: Fleet, os_builds: OsBuilds, *, power_loss: bool) -> None:
+    """N+1 published; the node installs it into slot B, reboots into it, the server sees
+    it complete. ``power_loss``: QEMU is killed while the slot is being written first, and
+    the node boots N again before its next check completes the update."""
+    n1 = os_builds.n1
+    fleet.publish(VERSION_N1, n1.file("update.payload"), n1.output)
+    if power_loss:
+
+        def writing_the_slot() -> bool:
+            return node.agent_status().get("state") == "UPDATE_STATUS_FINALIZING"
+
+        wait_until("the agent to write slot B", writing_the_slot, STEP_TIMEOUT, every=1)
+        time.sleep(3)
+        found = fleet.instance()
+        assert found is not None and found[2] is not InstanceStatus.COMPLETE
+        node.vm.kill()
+        node.vm.start()
+        node.boot(str(USR_A_UUID))  # still N, from slot A
+        assert node.running() == ("a", VERSION_N)
+    # The (next) check completes the update: reboot into N+1 from slot B.
+    node.boot(str(USR_B_UUID))
+    assert node.running() == ("b", VERSION_N1)
+
+    def complete_on_n1() -> bool:
+        found = fleet.instance()
+        return found is not None and found[1:] == (VERSION_N1, InstanceStatus.COMPLETE)
+
+    wait_until("the server to see N+1 complete", complete_on_n1, 300)
+    # Installed through TUF: the node read the tree's metadata, not only Omaha.
+    assert any(p.startswith("/metadata/timestamp.json") for p in fleet.mirror.served)
+    assert node.ssh("ls /boot/loader/entries").split() == ["wellcar-a.conf", "wellcar-b.conf"]
+
+
+def broken_n2_falls_back(
+    node: Node, fleet: Fleet, os_builds: OsBuilds, tmp_path: Path, instance_id: str
+) -> None:
+    """A broken N+2: its kernel cannot mount /usr; boot counting falls back to N+1 by
+    itself and the server sees errorcode 44."""
+    fleet.publish(VERSION_N2, broken_payload(os_builds, tmp_path / "n2.payload"),
+                  os_builds.n1.output, delta=True)  # fmt: skip
+    node.vm.wait_for_line(r"wellcar: (dm-verity cannot open|cannot mount) /usr", STEP_TIMEOUT)
+    node.boot(str(USR_B_UUID))
+    assert node.running() == ("b", VERSION_N1)
+    wait_until(
+        "errorcode 44 for N+2 on the server",
+        lambda: "44" in fleet.error_codes(instance_id, VERSION_N2),
+        300,
+    )
+    status = node.agent_status()
+    assert status.get("rolled_back_version") == VERSION_N2
+    found = fleet.instance()
+    assert found is not None and found[1] == VERSION_N1
+
+
+def test_node_updates_itself_survives_power_loss_and_falls_back(
+    os_builds: OsBuilds, tmp_path: Path
+) -> None:
+    with booted_node(os_builds, tmp_path, firmware=Firmware.UEFI, kernel_arguments=True) as (
+        node,
+        fleet,
+    ):
+        vm = node.vm
+        print(node.ssh("systemd-analyze; systemd-analyze blame --no-pager | head -8",
+                       check=False))  # fmt: skip
+
+        # --- 1. N, provisioned; /usr read-only on dm-verity; containers run.
+        assert KERNEL_ARGUMENT in node.ssh("cat /proc/cmdline").split()
+        table = node.ssh("dmsetup table usr")
+        assert " verity " in table and os_builds.n.result.root_hash in table
+        fstype, options = node.ssh("findmnt -n -o FSTYPE,OPTIONS /usr").split()
+        assert fstype == "erofs" and options.split(",")[0] == "ro"
+        assert "Read-only file system" in vm.ssh("touch /usr/x", user="root", key=node.key).stderr
+        assert node.ssh("id -un", user="core").strip() == "core"
+        check_flatcar_user_model(node)
+        check_no_package_manager(node)
+        check_node_commands(node)
+        check_agent_journal(node)
+        root_size = int(node.ssh("df --output=size -B1 / | tail -1"))
+        assert root_size > 2 << 30, f"ROOT did not grow: {root_size} bytes"
+        assert node.ssh("cat /etc/provisioned-by") == "ignition\n"
+        assert not node.ssh("ls -a /etc").count(".wellcar-first-boot")
+        wait_until(
+            "hello.service to run its container",
+            lambda: (
+                "hello from a container"
+                in node.ssh("journalctl -u hello.service --no-pager", check=False)
+            ),
+            300,
+        )
+        assert node.ssh("systemctl is-active hello.service").strip() == "active"
+        instance_id = check_in_on_n(node, fleet)
+        assert node.ssh("test -s /usr/share/wellcar/trust/root.json && echo shipped") != ""
+        assert agent_restarts(node) == 0
+
+        # --- 2. N+1 published; power loss while the slot is being written.
+        update_to_n1(node, fleet, os_builds, power_loss=True)
+        assert KERNEL_ARGUMENT in node.ssh("cat /proc/cmdline").split()  # kept by the update
+
+        # --- 3. A broken N+2: its kernel cannot mount /usr; boot counting falls back.
+        broken_n2_falls_back(node, fleet, os_builds, tmp_path, instance_id)
+        # journalctl -p warning shows the rollback, as a warning with its fields.
+        rolled = [e for e in agent_journal(node, "-b", "-p", "warning")
+                  if 'msg="rolled back"' in e["MESSAGE"]]  # fmt: skip
+        assert rolled and rolled[0]["PRIORITY"] == "4" and rolled[0]["WELLCAR_SLOT"] in "AB"
+        assert agent_restarts(node) == 0  # in this boot, after the fallback

@@ -113,6 +113,7 @@ def check_grub_script(config: Path, *, log: Path | None) -> None:
     try:
         run_tool(STEP, ["grub-script-check", str(config)], log=log)
     except ToolError as exc:
+        last = exc.output_tail.splitlines()[-1] if exc.output_tail else f"status {exc.returncode}"
         raise ImageContentError(
-            STEP, f"the rendered grub.cfg does not parse: {exc.message}"
+            STEP, f"the rendered grub.cfg does not parse (grub-script-check: {last})"
         ) from exc
