@@ -36,3 +36,11 @@ def test_profile_and_command_line_values(tmp_path: Path) -> None:
 def test_a_failed_build_removes_the_live_files_too() -> None:
     assert set(LIVE_FILES) <= set(output_names())
     assert output_names()[-1] == "SHA256SUMS"
+
+
+def test_every_live_file_is_a_published_image_artifact() -> None:
+    from wellcar.release.image_artifacts import Compression, artifact_for_build_name
+
+    for name in LIVE_FILES:
+        artifact = artifact_for_build_name(name)  # a TUF target and DIGESTS line
+        assert artifact.tree_name == name and artifact.compression is Compression.NONE

@@ -21,6 +21,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from wellcar.image.platforms import platform_release_files
+from wellcar.live.artifacts import LIVE_INITRD, LIVE_INSTALL, LIVE_ISO, LIVE_KERNEL, LIVE_USR
 from wellcar.release.errors import ReleaseError
 
 
@@ -63,6 +64,12 @@ IMAGE_ARTIFACTS: tuple[ImageArtifact, ...] = (
     ImageArtifact("usr.verity", Compression.NONE, "the verity hash tree, when built apart"),
     ImageArtifact("vmlinuz", Compression.NONE, "the kernel"),
     ImageArtifact("initrd.img", Compression.NONE, "the initramfs"),
+    # The live media (docs/live.md): compressed inside already, stored as built.
+    ImageArtifact(LIVE_ISO, Compression.NONE, "the hybrid live ISO (UEFI; CD and USB stick)"),
+    ImageArtifact(LIVE_KERNEL, Compression.NONE, "PXE: the kernel"),
+    ImageArtifact(LIVE_INITRD, Compression.NONE, "PXE: the live initrd (it names the /usr hash)"),
+    ImageArtifact(LIVE_USR, Compression.NONE, "PXE: /usr as an initrd archive"),
+    ImageArtifact(LIVE_INSTALL, Compression.NONE, "PXE: the install image as an initrd archive"),
     # Platform images (`wellcar build --platform`): one row per file.
     *(
         ImageArtifact(f.build_name, Compression.ZSTD if f.compress else Compression.NONE, f.what)
