@@ -9,11 +9,12 @@ cd "$(dirname "$0")/.."
 # and booting images: QEMU with OVMF, systemd-boot, FAT for the ESP, ssh into the guest,
 # systemctl --root for the image's units; chromium (and a font) for the console's browser
 # tests, which Playwright drives (its own browser download is not used); tftpd-hpa for
-# Ignition's tftp:// sources; xorriso for the live ISO.
+# Ignition's tftp:// sources; xorriso for the live ISO; grub-common and grub-pc-bin for
+# the image's BIOS boot (grub-mkimage, GRUB's i386-pc modules; on the host, not in the image).
 DEBIAN_PACKAGES=(python3 python3-venv python3-dev gcc postgresql postgresql-client
     fdisk gdisk mtools erofs-utils cryptsetup-bin mmdebstrap zstd bsdiff
     qemu-system-x86 qemu-utils ovmf systemd-boot-efi dosfstools openssh-client e2fsprogs
-    systemd chromium fonts-liberation tftpd-hpa xorriso)
+    systemd chromium fonts-liberation tftpd-hpa xorriso grub-common grub-pc-bin)
 
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do

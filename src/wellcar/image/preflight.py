@@ -38,6 +38,7 @@ BUILD_TOOLS: dict[str, str] = {
     "groupadd": "passwd",
     "useradd": "passwd",
     "usermod": "passwd",
+    "grub-mkimage": "grub-common",  # with grub-pc-bin's modules: GRUB for BIOS machines
 }
 # What a build writes besides the /usr partition content: the rootfs tree, usr.img,
 # disk.img (sparse, but its ROOT and ESP are real bytes), the payload and the work files.
