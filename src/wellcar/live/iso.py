@@ -1,7 +1,9 @@
-"""The hybrid live ISO: an ESP image (systemd-boot, the kernel and the live initrds)
-appended as an MBR partition and named as the El Torito UEFI boot image, so the same
-bytes boot from a CD (El Torito) and from a USB stick (the partition), both UEFI.
+"""The hybrid live ISO: an ESP image (systemd-boot, the kernel and the live initrds) that
+is a file of the ISO 9660 tree, named both as the El Torito UEFI boot image (a CD) and as
+a GPT partition of type ESP (a USB stick), so the same bytes boot both ways.
 
+Inside the ISO 9660 volume rather than appended after it: El Torito cannot state a size
+above 32 MiB, and OVMF then takes the image to end where the volume ends (docs/live.md).
 The ESP carries ``live.json`` (brand, version, root hash, the customization archive's
 path) and the customization archive itself, an initrd archive the boot entry always
 loads (empty when built). ``iso customize`` replaces that file inside the FAT and writes
