@@ -132,6 +132,11 @@ def test_every_format_from_one_small_build(
     options = next(line for line in entry.splitlines() if line.startswith("options "))
     assert "ignition.platform.id=aws" in options and "flatcar.oem.id=ec2" in options
     assert "verity.usrhash=" in options
+    # GRUB (BIOS machines) boots with the same words: its config follows the entries.
+    grub_cfg = subprocess.run(["mtype", "-i", f"{aws}@@{esp.byte_offset}", "::/grub/grub.cfg"],
+                              capture_output=True, text=True, check=True,
+                              env=MTOOLS_ENV).stdout  # fmt: skip
+    assert "ignition.platform.id=aws" in grub_cfg and "flatcar.oem.id=ec2" in grub_cfg
     oem = gpt.partition_labelled("OEM")
     with aws.open("rb") as disk:
         disk.seek(oem.byte_offset)

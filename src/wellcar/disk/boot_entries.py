@@ -671,3 +671,10 @@ def grub_cfg_for_entry_files(brand: str, files: Mapping[str, str]) -> str | None
         with suppress(BootEntryError):
             found.append(SlotEntry(parsed.slot, name, parse_boot_entry(files[name])))
     return render_grub_cfg(brand, found) if found else None
+
+
+def entry_file_brand(name: str) -> str | None:
+    """The brand of a slot entry's file name (``wellcar`` of ``wellcar-b+1.conf``), for
+    tools that rewrite an image's entries without knowing its brand."""
+    match = re.fullmatch(r"(?P<brand>.+)-[ab](?:\+\d+(?:-\d+)?)?\.conf", name)
+    return match.group("brand") if match else None

@@ -22,7 +22,14 @@ from uuid import UUID
 
 from wellcar.atomic_file import write_file_atomically
 from wellcar.disk import DiskError, read_gpt
-from wellcar.disk.boot_entries import LOADER_ENTRIES, parse_boot_entry, render_boot_entry
+from wellcar.disk.boot_entries import (
+    GRUB_CFG,
+    LOADER_ENTRIES,
+    entry_file_brand,
+    grub_cfg_for_entry_files,
+    parse_boot_entry,
+    render_boot_entry,
+)
 
 from .disk_formats import ConvertedImage, convert
 from .errors import ImageContentError
@@ -88,6 +95,7 @@ def rewrite_boot_entries(disk: Path, esp_offset: int, extra: tuple[str, ...], wo
     image, env = _mtools(f"{disk}@@{esp_offset}")
     names = run_tool(STEP, ["mdir", "-b", *image, f"::/{LOADER_ENTRIES}"], log=log, env=env)
     lines = []
+    written: list[Path] = []
     for entry in sorted(n.strip() for n in names.splitlines() if n.strip().endswith(".conf")):
         name = entry.rsplit("/", 1)[-1]
         text = run_tool(STEP, ["mtype", *image, f"::/{LOADER_ENTRIES}/{name}"], log=None, env=env)
@@ -100,10 +108,20 @@ def rewrite_boot_entries(disk: Path, esp_offset: int, extra: tuple[str, ...], wo
         lines.append(" ".join(rewritten.options))
         local = work / name
         local.write_text(new_text, encoding="utf-8")
+        written.append(local)
         run_tool(STEP, ["mcopy", "-o", *image, str(local), f"::/{LOADER_ENTRIES}/{name}"],
                  log=log, env=env)  # fmt: skip
     if not lines:
         raise ImageContentError(STEP, f"no boot entry in {disk}")
+    # BIOS machines boot GRUB, whose config is rendered from the same entries.
+    texts = {path.name: path.read_text(encoding="utf-8") for path in written}
+    brands = {entry_file_brand(name) for name in texts} - {None}
+    if len(brands) == 1:
+        grub_cfg = grub_cfg_for_entry_files(brands.pop() or "", texts)
+        if grub_cfg is not None:
+            local = work / "grub.cfg"
+            local.write_text(grub_cfg, encoding="utf-8")
+            run_tool(STEP, ["mcopy", "-o", *image, str(local), f"::/{GRUB_CFG}"], log=log, env=env)
     return lines
 
 
