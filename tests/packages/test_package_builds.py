@@ -17,7 +17,7 @@ import pytest
 
 from wellcar.image.settings import DEFAULT_MIRRORS
 from wellcar.packages.builder import BuildResult, build_set
-from wellcar.packages.errors import SourceError
+from wellcar.packages.errors import BuildError, SourceError
 from wellcar.packages.layout import BuildCache, default_cache_dir
 from wellcar.packages.package_set import load_package_set
 
@@ -122,3 +122,34 @@ def test_rootfs_takes_our_packages(builds: dict[str, BuildResult], tmp_path: Pat
     assert installed["base-files"] == builds["base-files"].version
     assert "ID=wellcar" in (rootfs / "usr/lib/os-release").read_text()
     assert list((rootfs / "etc/apt/preferences.d").iterdir()) == []
+
+
+BROKEN_RULES = """Description: Break the build (a test of build failures)
+Author: Wellcar <packages@wellcar.dev>
+---
+--- a/debian/rules
++++ b/debian/rules
+@@ -1 +1,2 @@
+ #!/usr/bin/make -f
++$(error deliberately broken by a Wellcar test)
+"""
+
+
+def test_build_failure_names_the_log(builds: dict[str, BuildResult], tmp_path: Path) -> None:
+    """A build that fails says so in one line with its log and last lines; nothing is
+    cached under its key. (base-files fails at once: its chroot is the cached one.)"""
+    broken = tmp_path / "set" / "base-files"
+    shutil.copytree(SET / "base-files", broken)
+    (broken / "patches/zz-broken.patch").write_text(BROKEN_RULES)
+    with (broken / "patches/series").open("a") as series:
+        series.write("zz-broken.patch\n")
+    cache = BuildCache(default_cache_dir())
+    specs = load_package_set(tmp_path / "set", ["base-files"])
+    with pytest.raises(BuildError) as caught:
+        build_set(specs, cache, DEFAULT_MIRRORS, lambda _: None)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith("base-files: dpkg-buildpackage failed (exit 2); log ")
+    assert "deliberately broken by a Wellcar test" in message
+    log = Path(message.split("log ", 1)[1].split(": ", 1)[0])
+    assert log.is_file() and "deliberately broken" in log.read_text()
