@@ -49,6 +49,14 @@ def test_run_with_an_update_server_off_loopback_is_one_error_line(tmp_path: Path
     )
 
 
+def test_run_knows_two_firmwares(tmp_path: Path) -> None:
+    image = tmp_path / "disk.img"
+    image.write_bytes(b"\0" * 512)
+    result = invoke("run", str(image), "--firmware", "coreboot")
+    assert result.exit_code == 2
+    assert "'coreboot' is not one of 'uefi', 'bios'" in " ".join(result.stderr.split())
+
+
 @pytest.mark.slow
 def test_probe_kvm_prints_a_verdict() -> None:
     result = invoke("probe-kvm", "--timeout", "5")
