@@ -122,6 +122,13 @@ def test_esp_contents_and_entry(
         assert option in options, option
     assert not any(o.startswith(("usrhash=", "mount.usr=")) for o in options)
     assert "sort-key wellcar\n" in entry
+    # GRUB for BIOS machines (docs/bios.md): the same words, no counter, boot.img in the MBR.
+    grub_cfg = run("mtype", "-i", str(esp), "::/grub/grub.cfg")
+    assert f"  linux /EFI/wellcar/vmlinuz-a {' '.join(options[1:])}\n" in grub_cfg
+    assert "tries_left" not in run("mtype", "-i", str(esp), "::/grub/grubenv")
+    with (small_settings.output / "disk.img").open("rb") as disk:
+        mbr = disk.read(512)
+    assert mbr[:2] != bytes(2) and mbr[510:] == b"\x55\xaa"
 
 
 def test_root_partition(built: BuildResult, small_settings: BuildSettings, tmp_path: Path) -> None:
