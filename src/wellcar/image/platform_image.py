@@ -45,6 +45,7 @@ from .tools import run_tool
 
 STEP = "platform"
 SUMS = "SHA256SUMS"
+CHUNK = 1 << 20
 EXT4_UUID_OFFSET = 1024 + 0x68  # superblock at 1 KiB, s_uuid at 0x68
 # Reported per platform: (platform name, index from 0, number of platforms).
 PlatformCallback = Callable[[str, int, int], None]
@@ -147,9 +148,17 @@ def write_oem(disk: Path, platform: Platform, info: BuildInfo, work: Path,
     image = work / "oem.img"
     make_ext4(image, part.byte_size, label="OEM", fs_uuid=_ext4_uuid(disk, part.byte_offset),
               epoch=info.epoch, source=tree, log=log)  # fmt: skip
+    # The old OEM's blocks become holes, then only the new file system's data is written:
+    # the platform image stays as sparse as the build's.
+    run_tool(STEP, ["fallocate", "--punch-hole", "--offset", str(part.byte_offset),
+                    "--length", str(part.byte_size), str(disk)], log=log)  # fmt: skip
     with image.open("rb") as src, disk.open("r+b") as dst:
-        dst.seek(part.byte_offset)
-        shutil.copyfileobj(src, dst, 1 << 20)
+        position = part.byte_offset
+        while chunk := src.read(CHUNK):
+            if chunk.count(0) != len(chunk):
+                dst.seek(position)
+                dst.write(chunk)
+            position += len(chunk)
 
 
 def make_platform_raw(build_dir: Path, platform: Platform, raw: Path, *, info: BuildInfo,
