@@ -32,7 +32,7 @@ from wellcar.disk.boot_entries import (
 )
 
 from .disk_formats import ConvertedImage, convert
-from .errors import ImageContentError
+from .errors import ImageContentError, ToolError
 from .filesystems import make_ext4
 from .platforms import (
     Platform,
@@ -150,12 +150,16 @@ def write_oem(disk: Path, platform: Platform, info: BuildInfo, work: Path,
               epoch=info.epoch, source=tree, log=log)  # fmt: skip
     # The old OEM's blocks become holes, then only the new file system's data is written:
     # the platform image stays as sparse as the build's.
-    run_tool(STEP, ["fallocate", "--punch-hole", "--offset", str(part.byte_offset),
-                    "--length", str(part.byte_size), str(disk)], log=log)  # fmt: skip
+    try:
+        run_tool(STEP, ["fallocate", "--punch-hole", "--offset", str(part.byte_offset),
+                        "--length", str(part.byte_size), str(disk)], log=log)  # fmt: skip
+        punched = True
+    except ToolError:  # a file system without hole punching: write the zeros too
+        punched = False
     with image.open("rb") as src, disk.open("r+b") as dst:
         position = part.byte_offset
         while chunk := src.read(CHUNK):
-            if chunk.count(0) != len(chunk):
+            if not punched or chunk.count(0) != len(chunk):
                 dst.seek(position)
                 dst.write(chunk)
             position += len(chunk)
