@@ -197,15 +197,14 @@ def _status(image: Path, repo: Path | None, cache: Path | None) -> ImageStatus:
     build_cache = BuildCache(cache or default_cache_dir())
     build_cache.make()
     apt = AptState(build_cache.apt)
+    manifest = read_manifest(image)  # bad arguments fail before the index update
+    repository = Repository(repo) if repo else None
+    if repository is not None:
+        repository.binaries()
     with err.status("reading the image's packages") as status:
         status.update("updating Debian's indexes")
         apt.update(DEFAULT_MIRRORS)
-        return image_status(
-            read_manifest(image),
-            Repository(repo) if repo else None,
-            apt,
-            load_verify_results(build_cache),
-        )
+        return image_status(manifest, repository, apt, load_verify_results(build_cache))
 
 
 @packages_app.command("status")

@@ -102,6 +102,7 @@ def image_status(
 ) -> ImageStatus:
     ours: dict[str, dict[str, str]] = {}
     if repository is not None:
+        repository.binaries()  # a RepositoryError if it is not one
         text = repository.packages_index.read_text(encoding="utf-8")
         ours = {p["Package"]: p for p in parse_paragraphs(text)}
     theirs = [(n, v) for n, v in manifest.items() if ours.get(n, {}).get("Version") != v]
