@@ -173,7 +173,12 @@ def build_package(
             text, version = prepend_entry(changelog.read_text(encoding="utf-8"), spec)
             changelog.write_text(text, encoding="utf-8")
         progress(f"{spec.name}: build chroot")
-        chroot = ensure_chroot(cache, spec.suite, mirrors, source.dsc, fields, log)
+        try:
+            chroot = ensure_chroot(cache, spec.suite, mirrors, source.dsc, fields, log)
+        except BuildError as exc:  # the scratch log goes with the scratch directory
+            kept = failed_logs / f"{spec.name}-chroot.log"
+            shutil.copyfile(log, kept)
+            raise BuildError(f"{spec.name}: {exc}; log {kept}: {_tail(log)}") from exc
         key = build_key(spec, source, chroot)
         done = load_result(cache.build_dir(key))
         if done is not None:

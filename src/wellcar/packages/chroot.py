@@ -103,8 +103,7 @@ def ensure_chroot(
         (debs / "lock").unlink(missing_ok=True)
         if result.returncode != 0:
             raise BuildError(
-                f"the build chroot could not be made (mmdebstrap exit "
-                f"{result.returncode}); see {log}"
+                f"the build chroot could not be made (mmdebstrap exit {result.returncode})"
             )
         os.replace(tmp_manifest, chroot.manifest)
         os.replace(tmp_tar, chroot.tarball)

@@ -42,9 +42,11 @@ def check_image_origin(installed: Mapping[str, str], repository: Path) -> list[s
     """The repository's packages the image holds (all at the repository's version), or an
     ImageOriginError naming the first that is not."""
     ours = Repository(repository.resolve()).binaries()
-    wrong = [f"{name} {installed[name]} (ours: {version})"
-             for name, version in sorted(ours.items())
-             if name in installed and installed[name] != version]  # fmt: skip
+    wrong = [
+        f"{name} {installed[name]} (ours: {version})"
+        for name, version in sorted(ours.items())
+        if name in installed and installed[name] != version
+    ]
     if wrong:
         raise ImageOriginError(f"not from Wellcar's repository: {', '.join(wrong)}")
     return sorted(name for name in ours if name in installed)
