@@ -22,6 +22,7 @@ import ctypes.util
 import errno
 import fcntl
 import hashlib
+import mmap
 import os
 import struct
 from collections.abc import Callable
@@ -33,6 +34,8 @@ from wellcar.install.image_stream import ImageStream
 from wellcar.install.target import Target
 
 CHUNK = 1 << 20
+READ_WINDOW = 8 << 20
+DIRECT_ALIGNMENT = 4096  # O_DIRECT offsets: a multiple of any logical block size
 WIPE_BYTES = 1 << 20  # of each end of the target: GPTs, old MBR boot code, md superblocks
 _ZERO = bytes(CHUNK)
 BLKZEROOUT = 0x127F  # _IO(0x12, 127)
@@ -209,19 +212,25 @@ class DiskWriter:
         """Step 4: read everything back from the device and compare."""
         self._drop_cache()
         total = staged.geometry.size
-        for offset, length, digest in staged.chunks:
-            data = self._read(offset, length)
-            same = (
-                data == (_ZERO if length == CHUNK else _ZERO[:length])
-                if digest is None
-                else hashlib.sha256(data).digest() == digest
+        reader = DirectReader(self.target)
+        try:
+            for offset, length, digest in staged.chunks:
+                self._compare(reader.read(offset, length), offset, length, digest)
+                self.progress("check", offset + length, total)
+        finally:
+            reader.close()
+
+    def _compare(self, data: bytes, offset: int, length: int, digest: bytes | None) -> None:
+        same = (
+            data == (_ZERO if length == CHUNK else _ZERO[:length])
+            if digest is None
+            else hashlib.sha256(data).digest() == digest
+        )
+        if not same:
+            raise TargetError(
+                f"{self.target.path} reads back differently at byte {offset} than was "
+                "written: the disk is failing or something else writes to it"
             )
-            if not same:
-                raise TargetError(
-                    f"{self.target.path} reads back differently at byte {offset} than was "
-                    "written: the disk is failing or something else writes to it"
-                )
-            self.progress("check", offset + length, total)
 
     def commit(self, staged: StagedImage) -> None:
         """Step 5: backup GPT, then primary, each synced and read back."""
@@ -236,6 +245,42 @@ class DiskWriter:
             or self._read(0, len(staged.head)) != staged.head
         ):
             raise TargetError(f"{self.target.path}: the partition tables read back differently")
+
+
+class DirectReader:
+    """Reads of the target that ask the device, not the page cache (``O_DIRECT`` into an
+    aligned buffer, in windows of :data:`READ_WINDOW`); falls back to buffered reads
+    where O_DIRECT is refused (tmpfs files). Also several times faster on loop devices."""
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        try:
+            self.fd = os.open(target.path, os.O_RDONLY | os.O_CLOEXEC | os.O_DIRECT)
+        except OSError:
+            self.fd = os.open(target.path, os.O_RDONLY | os.O_CLOEXEC)
+        self._buffer = mmap.mmap(-1, READ_WINDOW)  # page-aligned, as O_DIRECT wants
+        self._start = 0
+        self._length = 0
+
+    def read(self, offset: int, length: int) -> bytes:
+        if not (self._start <= offset and offset + length <= self._start + self._length):
+            self._start = offset - offset % DIRECT_ALIGNMENT
+            try:
+                self._length = os.preadv(self.fd, [self._buffer], self._start)
+            except OSError as exc:
+                raise TargetError(
+                    f"reading back {self.target.path} at byte {offset} failed: {exc.strerror}"
+                ) from None
+            if offset + length > self._start + self._length:
+                raise TargetError(
+                    f"{self.target.path} ends before byte {offset + length} on reading back"
+                )
+        start = offset - self._start
+        return self._buffer[start : start + length]
+
+    def close(self) -> None:
+        self._buffer.close()
+        os.close(self.fd)
 
 
 def wipe_quietly(writer: DiskWriter, geometry: ImageGeometry | None) -> str | None:
