@@ -76,7 +76,10 @@ def release_image(base: Path, image: Path, version: str = VERSION) -> Release:
         TrustRepository.initialize(tree, keys)
     private, public = payload_key(base / "payload-keys")
     build = make_build(base / f"build-{version}", version, extra=())
-    shutil.copyfile(image, build / "disk.img")
+    try:  # a GB-sized build image is linked, not copied
+        (build / "disk.img").hardlink_to(image)
+    except OSError:
+        shutil.copyfile(image, build / "disk.img")
     write_sums(build, ["update.payload", "packages.txt", "version.txt", "disk.img"])
     inputs = ReleaseInputs(payload_keys=[load_signing_key(private)],
                            tuf_keys=Keyring.load([keys]))  # fmt: skip

@@ -170,7 +170,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "wellcar install") -> in
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("error: interrupted; the disk has no partition table (not bootable)", file=sys.stderr)
+        print("error: interrupted before the disk was written", file=sys.stderr)
         return 130
     placed = f"; placed {', '.join(outcome.placed)} on OEM" if outcome.placed else ""
     version = f" {outcome.version}" if outcome.version else ""

@@ -152,14 +152,25 @@ def install(
             geometry = staged.geometry if staged else None
             note = wipe_quietly(writer, geometry) if writer.touched else None
             os.close(fd)
-            if note and isinstance(exc, InstallError):
-                raise type(exc)(f"{exc}; {note}") from None
+            _reraise(exc, note, touched=writer.touched)
             raise
         os.close(fd)
         return _finish(request, target, staged, config, oem_id, expected, version, started)
     finally:
         if location is not None:
             location.close()
+
+
+def _reraise(exc: BaseException, note: str | None, *, touched: bool) -> None:
+    """The error to report after the wipe: with the wipe's own failure noted, and an
+    interrupt that came after the disk was touched saying what it left."""
+    if isinstance(exc, KeyboardInterrupt) and touched:
+        raise InstallError(
+            "interrupted: the disk was left without a partition table (not bootable)"
+            + (f"; {note}" if note else "")
+        ) from None
+    if note and isinstance(exc, InstallError):
+        raise type(exc)(f"{exc}; {note}") from None
 
 
 def _finish(
@@ -185,8 +196,7 @@ def _finish(
         fd = os.open(target.path, os.O_RDWR | os.O_CLOEXEC)
         note = wipe_quietly(DiskWriter(fd, target), geometry)
         os.close(fd)
-        if note and isinstance(exc, InstallError):
-            raise type(exc)(f"{exc}; {note}") from None
+        _reraise(exc, note, touched=True)
         raise
     if target.is_block:
         tell_the_kernel(target.path)
