@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from tests.install.conftest import BOARD, CHANNEL, LAYOUT, VERSION, Release, needs_root_and_loop
+from tests.release.builds import payload_key
 from tests.system.mirror import serve_mirror
 
 from wellcar.disk.errors import NotGptError
@@ -117,6 +118,13 @@ def test_a_tree_without_tuf_is_checked_with_its_signed_digests(
     assert outcome.verified_by == "signed DIGESTS"
     assert outcome.version == VERSION
     _assert_installed(target_file, released.image)
+    # DIGESTS signed by a key not trusted here: refused, disk untouched.
+    _, stranger = payload_key(tmp_path / "stranger")
+    before = _digest(target_file)
+    with pytest.raises(VerificationError, match="no signature verifies"):
+        _install(_request(released, target_file, base_url=str(tree), trust_root=None,
+                          trusted_keys=(stranger,)))  # fmt: skip
+    assert _digest(target_file) == before
     # A tree that has TUF is never read through DIGESTS instead: no root, no install.
     with pytest.raises(SourceError, match="signed with TUF but no trusted root"):
         _install(_request(released, target_file, trust_root=None))
