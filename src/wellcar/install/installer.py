@@ -96,7 +96,9 @@ def _resolve(
     assert location is not None
     resolved: ResolvedImage
     root = request.trust_root
-    if has_tuf_metadata(location) and root is not None and root.is_file():
+    if root is not None and not root.is_file():
+        raise SourceError(f"--trust-root {root}: no such file (the vendor's TUF root.json)")
+    if root is not None and has_tuf_metadata(location):
         resolved = resolve_with_tuf(location, request.choice, root)
     elif request.trusted_keys:
         resolved = resolve_with_digests(location, request.choice, list(request.trusted_keys))
