@@ -24,7 +24,7 @@ from wellcar.packages.repo_key import SigningKey, ensure_dev_key, find_signing_k
 from wellcar.packages.repository import Repository, publish_repository
 from wellcar.packages.sbom import make_sbom
 from wellcar.packages.sources import AptState
-from wellcar.packages.verify import load_verify_results, verify_source
+from wellcar.packages.verify import VerifyResult, load_verify_results, verify_source
 
 packages_app = typer.Typer(
     help="Debian packages rebuilt from source with Wellcar's patches, and their signed "
@@ -156,32 +156,41 @@ def verify_command(
     build_cache = BuildCache(cache or default_cache_dir())
     build_cache.make()
     apt = AptState(build_cache.apt)
-    results = []
+    results: list[VerifyResult] = []
+    failed: list[tuple[str, str]] = []  # one source that cannot be rebuilt ends no sample
     with reporting_errors(), err.status("verify") as status:
         status.update("updating the indexes")
         apt.update(DEFAULT_MIRRORS)
         for item in sources:
             name, _, version = item.partition("=")
-            results.append(
-                verify_source(
-                    name,
-                    suite,
-                    version or None,
-                    apt,
-                    build_cache,
-                    DEFAULT_MIRRORS,
-                    status.update,
-                    jobs,
+            try:
+                results.append(
+                    verify_source(
+                        name,
+                        suite,
+                        version or None,
+                        apt,
+                        build_cache,
+                        DEFAULT_MIRRORS,
+                        status.update,
+                        jobs,
+                    )
                 )
-            )
+            except PackageError as exc:
+                failed.append((item, str(exc)))
     table = Table(header_style="bold")
     for column in ("source", "version", "result", "build s"):
         table.add_column(column, overflow="fold")
     for r in results:
         table.add_row(r.source, r.version, r.summary(), f"{r.build_seconds:.0f}")
+    for item, message in failed:
+        table.add_row(item, "", f"not verified: {message}", "")
     out.print(table)
     same = sum(r.identical for r in results)
-    out.print(f"bit-identical: {same} of {len(results)} ({100 * same / len(results):.0f}%)")
+    if results:
+        out.print(f"bit-identical: {same} of {len(results)} ({100 * same / len(results):.0f}%)")
+    if failed:
+        fail(f"{len(failed)} of {len(sources)} sources could not be verified")
 
 
 ImageDir = Annotated[Path, typer.Option("--image", help="An image build's output directory")]

@@ -58,9 +58,10 @@ class AptState:
             "Dir::State::Lists": d / "lists",
             "Dir::Cache": d / "cache",
             "Dir::Etc::SourceList": self.sources_list,
-            "Dir::Etc::SourceParts": "/nonexistent",
-            "Dir::Etc::Preferences": "/nonexistent",
-            "Dir::Etc::PreferencesParts": "/nonexistent",
+            # Empty, so that no host file is read (a missing directory is a warning).
+            "Dir::Etc::SourceParts": d / "empty",
+            "Dir::Etc::Preferences": d / "empty" / "preferences",
+            "Dir::Etc::PreferencesParts": d / "empty",
             "Dir::State::status": "/var/lib/dpkg/status",
             "APT::Sandbox::User": "root",
         }
@@ -81,7 +82,7 @@ class AptState:
         return result.stdout
 
     def update(self, mirrors: tuple[str, ...]) -> None:
-        for sub in ("lists/partial", "cache/archives/partial"):
+        for sub in ("lists/partial", "cache/archives/partial", "empty"):
             (self.directory / sub).mkdir(parents=True, exist_ok=True)
         self.sources_list.write_text("\n".join(index_lines(mirrors)) + "\n", encoding="utf-8")
         output = self.run(["apt-get", "update"])
