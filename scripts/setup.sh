@@ -34,6 +34,24 @@ if ((${#missing[@]})); then
     fi
 fi
 
+# The console's sign-in tests run a real OpenID Connect provider (oidc-provider from the npm
+# registry, pinned by tests/console/oidc_provider/package-lock.json) under node.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    echo "setup: installing Debian packages: nodejs npm"
+    SUDO=""
+    [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
+oidc_src=tests/console/oidc_provider
+oidc_dir=build/oidc-provider
+if [[ ! -d $oidc_dir/node_modules ]] || ! cmp -s "$oidc_src/package-lock.json" "$oidc_dir/package-lock.json"; then
+    echo "setup: installing the test OIDC provider into $oidc_dir"
+    mkdir -p "$oidc_dir"
+    cp "$oidc_src/package.json" "$oidc_src/package-lock.json" "$oidc_dir/"
+    (cd "$oidc_dir" && npm ci --silent --no-audit --no-fund >/dev/null)
+fi
+
 PYTHON=${PYTHON:-python3}
 if [[ ! -x .venv/bin/python ]]; then
     echo "setup: creating .venv"

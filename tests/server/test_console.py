@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 import wellcar.server.console as console_pkg
 from wellcar.server.api.app import create_app
 from wellcar.server.console.session import COOKIE
+from wellcar.server.console.settings import ConsoleAuth, ConsoleSettings
 from wellcar.server.fleet_codes import InstanceStatus
 from wellcar.server.settings import ServerSettings
 
@@ -217,7 +218,9 @@ def test_a_forged_or_expired_session_is_refused(
 
 
 def test_lab_mode_says_so_on_every_page(data_dir: Path, clock: FakeClock) -> None:
-    app = create_app(ServerSettings(data_dir=data_dir, console_auth="none"), clock=clock)
+    app = create_app(
+        ServerSettings(data_dir=data_dir, console=ConsoleSettings(ConsoleAuth.LAB)), clock=clock
+    )
     with TestClient(app, follow_redirects=False) as c:
         fleet = Fleet.build(TestClient(app, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}))
         group = f"/apps/{fleet.app}/groups/{fleet.group}"

@@ -12,7 +12,7 @@ from rich.console import Console
 
 from wellcar.cli.log_options import LogFormatChoice
 from wellcar.server.auth import Tokens
-from wellcar.server.console.session import ConsoleAuth
+from wellcar.server.console.settings import ConsoleAuth, ConsoleSettings, OidcSettings, role_list
 from wellcar.server.db.engine import create_db_engine, migrate
 from wellcar.server.errors import ServerError
 from wellcar.server.fleetlock import MAX_FLEETLOCK_SLOTS
@@ -66,10 +66,31 @@ def serve(
     console_auth: Annotated[
         ConsoleAuth,
         typer.Option(
-            help="Console sign-in: 'token' (the admin or read-only token), "
-            "'none' (a lab only: everybody is admin)"
+            help="Console sign-in: 'token' (the admin or read-only token), 'oidc' "
+            "(OpenID Connect, roles from a claim), 'none' (a lab only: everybody is admin)"
         ),
     ] = ConsoleAuth.TOKEN,
+    oidc_issuer_url: Annotated[str, typer.Option(help="OIDC: the provider's issuer URL")] = "",
+    oidc_client_id: Annotated[str, typer.Option(help="OIDC: this console's client id")] = "",
+    oidc_client_secret: Annotated[
+        str,
+        typer.Option(
+            envvar="WELLCAR_OIDC_CLIENT_SECRET",
+            help="OIDC: client secret, for a confidential client (default: public, PKCE only)",
+        ),
+    ] = "",
+    oidc_admin_roles: Annotated[
+        str, typer.Option(help="OIDC: comma-separated roles that make an admin")
+    ] = "",
+    oidc_viewer_roles: Annotated[
+        str, typer.Option(help="OIDC: comma-separated roles that make a viewer (read-only)")
+    ] = "",
+    oidc_roles_path: Annotated[
+        str, typer.Option(help="OIDC: dot-separated path of the roles claim in the ID token")
+    ] = "roles",
+    oidc_scopes: Annotated[str, typer.Option(help="OIDC: comma-separated scopes")] = (
+        "openid,profile"
+    ),
 ) -> None:
     """Run the update server: Omaha at /v1/update/, FleetLock at /v1/pre-reboot and
     /v1/steady-state, REST at /api, /metrics, /health."""
@@ -82,10 +103,24 @@ def serve(
         fleetlock_default_slots=fleetlock_default_slots,
         log_level=log_level,
         log_format=log_format.value,
-        console_auth=console_auth.value,
+        console=ConsoleSettings(
+            auth=console_auth,
+            oidc=OidcSettings(
+                issuer_url=oidc_issuer_url,
+                client_id=oidc_client_id,
+                client_secret=oidc_client_secret,
+                admin_roles=role_list(oidc_admin_roles),
+                viewer_roles=role_list(oidc_viewer_roles),
+                roles_path=oidc_roles_path,
+                scopes=role_list(oidc_scopes),
+            )
+            if console_auth is ConsoleAuth.OIDC
+            else None,
+        ),
     )
     configure_server_logging(log_level, log_format.value)
     try:
+        settings.console.check()
         prepare(settings)
     except ServerError as exc:
         console.print(f"[red]error:[/red] {exc}")

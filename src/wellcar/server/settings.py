@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from wellcar.server.console.settings import ConsoleSettings
 from wellcar.server.db.engine import sqlite_url
 
 DEFAULT_MAX_BODY = 64 * 1024
@@ -22,7 +23,7 @@ class ServerSettings:
     fleetlock_default_slots: int = DEFAULT_FLEETLOCK_SLOTS
     log_level: str = "info"
     log_format: str = "logfmt"  # wellcar.logline.LOG_FORMATS
-    console_auth: str = "token"  # wellcar.server.console.session.ConsoleAuth
+    console: ConsoleSettings = field(default_factory=ConsoleSettings)
 
     @property
     def effective_database_url(self) -> str:

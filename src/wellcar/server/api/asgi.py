@@ -8,6 +8,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from wellcar.server.api.app import create_app
+from wellcar.server.console.settings import ConsoleSettings
 from wellcar.server.logging_setup import configure_server_logging
 from wellcar.server.settings import DEFAULT_FLEETLOCK_SLOTS, ServerSettings
 
@@ -18,7 +19,7 @@ ENV_POOL = "WELLCAR_SERVE_DB_POOL"
 ENV_FLEETLOCK_SLOTS = "WELLCAR_SERVE_FLEETLOCK_DEFAULT_SLOTS"
 ENV_LOG_LEVEL = "WELLCAR_SERVE_LOG_LEVEL"
 ENV_LOG_FORMAT = "WELLCAR_SERVE_LOG_FORMAT"
-ENV_CONSOLE_AUTH = "WELLCAR_SERVE_CONSOLE_AUTH"
+ENV_CONSOLE = "WELLCAR_SERVE_CONSOLE"
 
 
 def settings_to_env(settings: ServerSettings) -> dict[str, str]:
@@ -28,7 +29,7 @@ def settings_to_env(settings: ServerSettings) -> dict[str, str]:
         ENV_FLEETLOCK_SLOTS: str(settings.fleetlock_default_slots),
         ENV_LOG_LEVEL: settings.log_level,
         ENV_LOG_FORMAT: settings.log_format,
-        ENV_CONSOLE_AUTH: settings.console_auth,
+        ENV_CONSOLE: settings.console.to_json(),
     }
     if settings.database_url:
         env[ENV_DATABASE] = settings.database_url
@@ -48,7 +49,9 @@ def app_from_env() -> FastAPI:
         ),
         log_level=os.environ.get(ENV_LOG_LEVEL, "info"),
         log_format=os.environ.get(ENV_LOG_FORMAT, "logfmt"),
-        console_auth=os.environ.get(ENV_CONSOLE_AUTH, "token"),
+        console=ConsoleSettings.from_json(os.environ[ENV_CONSOLE])
+        if ENV_CONSOLE in os.environ
+        else ConsoleSettings(),
     )
     # A worker process of `--workers N` starts with Python's default logging (bare
     # messages, warnings only): give it the same lines as the parent.

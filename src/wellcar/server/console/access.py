@@ -10,12 +10,9 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 
 from wellcar.server.auth import Role
-from wellcar.server.console.session import (
-    COOKIE,
-    ConsoleAuth,
-    csrf_token,
-    decode_session,
-)
+from wellcar.server.console.oidc import OidcClient
+from wellcar.server.console.session import COOKIE, csrf_token, decode_session
+from wellcar.server.console.settings import ConsoleAuth
 
 CSRF_FIELD = "csrf"
 
@@ -24,6 +21,7 @@ CSRF_FIELD = "csrf"
 class ConsoleState:
     auth: ConsoleAuth
     key: bytes  # signs session cookies and CSRF tokens
+    oidc: OidcClient | None = None  # with ConsoleAuth.OIDC
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,14 +8,19 @@ from starlette.staticfiles import StaticFiles
 from wellcar.server.auth import Tokens
 from wellcar.server.console import forms, pages, sign_in
 from wellcar.server.console.access import ConsoleState
-from wellcar.server.console.session import ConsoleAuth, session_key
+from wellcar.server.console.oidc import OidcClient
+from wellcar.server.console.session import session_key
+from wellcar.server.console.settings import ConsoleAuth
 from wellcar.server.settings import ServerSettings
 
 STATIC_PATH = "/console-static"
 
 
 def mount_console(app: FastAPI, settings: ServerSettings, tokens: Tokens) -> None:
-    app.state.console = ConsoleState(ConsoleAuth(settings.console_auth), session_key(tokens))
+    console = settings.console
+    console.check()
+    oidc = OidcClient(console.oidc) if console.auth is ConsoleAuth.OIDC and console.oidc else None
+    app.state.console = ConsoleState(console.auth, session_key(tokens), oidc)
     app.mount(
         STATIC_PATH,
         StaticFiles(packages=[("wellcar.server.console", "static")]),

@@ -13,19 +13,11 @@ import hmac
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import Enum
 
 from wellcar.server.auth import Role, Tokens
 
 COOKIE = "wellcar_console"
 LIFETIME = timedelta(hours=12)
-
-
-class ConsoleAuth(Enum):
-    """How people sign in to the console (`wellcar serve --console-auth`)."""
-
-    TOKEN = "token"  # paste the admin or read-only token once; a session cookie follows
-    LAB = "none"  # nobody signs in and everybody is admin: a lab only, said on every page
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,29 +43,41 @@ def _sign(key: bytes, payload: str) -> str:
     return _b64(hmac.new(key, payload.encode(), hashlib.sha256).digest())
 
 
-def encode_session(session: ConsoleSession, key: bytes) -> str:
-    payload = _b64(
-        json.dumps(
-            {
-                "role": session.role.value,
-                "sub": session.subject,
-                "exp": session.expires.isoformat(timespec="seconds"),
-            },
-            separators=(",", ":"),
-        ).encode()
-    )
+def seal(text: str, key: bytes) -> str:
+    """`text` readable but not changeable by the browser that keeps it."""
+    payload = _b64(text.encode())
     return f"{payload}.{_sign(key, payload)}"
 
 
-def decode_session(value: str | None, key: bytes, now: datetime) -> ConsoleSession | None:
-    """The session a cookie holds, or None when it is missing, forged, malformed or expired."""
+def unseal(value: str | None, key: bytes) -> str | None:
+    """What `seal` sealed, or None when the value is missing, changed or malformed."""
     if not value or value.count(".") != 1:
         return None
     payload, signature = value.split(".")
     if not hmac.compare_digest(signature.encode(), _sign(key, payload).encode()):
         return None
     try:
-        fields = json.loads(_unb64(payload))
+        return _unb64(payload).decode()
+    except ValueError:
+        return None
+
+
+def encode_session(session: ConsoleSession, key: bytes) -> str:
+    fields = {
+        "role": session.role.value,
+        "sub": session.subject,
+        "exp": session.expires.isoformat(timespec="seconds"),
+    }
+    return seal(json.dumps(fields, separators=(",", ":")), key)
+
+
+def decode_session(value: str | None, key: bytes, now: datetime) -> ConsoleSession | None:
+    """The session a cookie holds, or None when it is missing, forged, malformed or expired."""
+    text = unseal(value, key)
+    if text is None:
+        return None
+    try:
+        fields = json.loads(text)
         session = ConsoleSession(
             role=Role(fields["role"]),
             subject=str(fields["sub"]),
