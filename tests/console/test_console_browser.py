@@ -104,6 +104,17 @@ def test_operator_resumes_updates_and_watches_the_rollout(
     expect(breakdown).to_contain_text(f"{NEW}{len(updated)}")
     shot(page, screenshots, "07-group-during-rollout")
 
+    # More nodes update while the page stays open: its counts and chart follow, no reload.
+    page.evaluate("window.stillThisPage = true")
+    updated = fleet.nodes[:12]
+    for node in updated[8:]:
+        fleet.update_node(node)
+    assert page.evaluate("window.wellcarConsole.refresh()") is True
+    assert page.evaluate("window.stillThisPage") is True
+    assert page.evaluate(CHART_LAST_POINTS) == {NEW: len(updated), OLD: NODES - len(updated)}
+    expect(page.get_by_test_id("counts")).to_contain_text(f"Complete{len(updated)}")
+    expect(breakdown).to_contain_text(f"{NEW}{len(updated)}")
+
     page.get_by_role("link", name="Instances of this group").click()
     expect(page.get_by_test_id("instance-total")).to_contain_text(f"{NODES} instances")
     page.get_by_label("Search id, alias or IP").fill("web-03")
