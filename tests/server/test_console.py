@@ -256,3 +256,14 @@ def test_vendored_chart_library_matches_its_record() -> None:
     digest = hashlib.sha256((vendor / "chart.umd.min.js").read_bytes()).hexdigest()
     assert digest == record["sha256"]
     assert (vendor / "chart.js.LICENSE.md").read_text().startswith("The MIT License")
+
+
+def test_reboot_slots_show_who_holds_them(browser: TestClient, fleet: Fleet) -> None:
+    sign_in(browser, ADMIN_TOKEN)
+    assert "No node has asked" in browser.get("/reboots").text
+    body = {"client_params": {"id": "node-7", "group": "workers"}}
+    lock = browser.post("/v1/pre-reboot", json=body, headers={"fleet-lock-protocol": "true"})
+    assert lock.status_code == 200, lock.text
+    page = browser.get("/reboots").text
+    assert re.search(r"<td>workers</td>\s*<td>1 <span", page)
+    assert "<code>node-7</code> since" in page

@@ -19,6 +19,7 @@ from wellcar.server.console.templates import STATUS_NAMES, render
 from wellcar.server.data import applications as apps
 from wellcar.server.data import groups, instances, packages, stats
 from wellcar.server.data.durations import DURATIONS, parse_duration
+from wellcar.server.fleetlock import FleetLock
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
 
@@ -54,6 +55,14 @@ def application_context(conn: Connection, app_ref: str, now: datetime) -> dict[s
         "new_group": {},
         "errors": {},
     }
+
+
+@router.get("/reboots")
+def reboots_page(request: Request) -> HTMLResponse:
+    """FleetLock groups: their slots and which nodes hold one."""
+    require_viewer(request)
+    fleetlock: FleetLock = request.app.state.fleetlock
+    return render(request, "reboots.html", {"groups": fleetlock.groups()})
 
 
 @router.get("/apps/{app_id}")
