@@ -267,3 +267,27 @@ def test_reboot_slots_show_who_holds_them(browser: TestClient, fleet: Fleet) -> 
     page = browser.get("/reboots").text
     assert re.search(r"<td>workers</td>\s*<td>1 <span", page)
     assert "<code>node-7</code> since" in page
+
+
+def test_creating_channels_and_refusing_bad_ones(
+    client: TestClient, browser: TestClient, fleet: Fleet
+) -> None:
+    sign_in(browser, ADMIN_TOKEN)
+    url = f"/apps/{fleet.app}/channels"
+    token = csrf_of(browser.get(f"/apps/{fleet.app}").text)
+    good = browser.post(url, data={"csrf": token, "name": "beta", "color": "#123456",
+                                   "arch": "2", "package_id": ""})  # fmt: skip
+    assert good.status_code == 303
+    listed = ok(client.get(f"/api/apps/{fleet.app}/channels"))["channels"]
+    assert {(c["name"], c["arch"]) for c in listed} == {("stable", 1), ("beta", 2)}
+
+    bad_arch = browser.post(url, data={"csrf": token, "name": "edge", "arch": "9"})
+    assert bad_arch.status_code == 400
+    assert 'id="channel-arch-error"' in bad_arch.text
+    assert "arch: Input should be less than or equal to 3" in bad_arch.text
+    # A package of another arch: the data layer's message, next to the package field.
+    wrong = browser.post(url, data={"csrf": token, "name": "edge", "arch": "2",
+                                    "package_id": fleet.pkg})  # fmt: skip
+    assert wrong.status_code == 400
+    assert 'id="channel-package_id-error"' in wrong.text
+    assert len(ok(client.get(f"/api/apps/{fleet.app}/channels"))["channels"]) == 2

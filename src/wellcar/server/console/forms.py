@@ -17,7 +17,7 @@ from starlette.datastructures import FormData
 
 from wellcar.server.api.common import fields_of, read_tx, write_tx
 from wellcar.server.api.errors import describe_validation
-from wellcar.server.api.models import GroupCreate, GroupUpdate
+from wellcar.server.api.models import ChannelCreate, GroupCreate, GroupUpdate
 from wellcar.server.console.access import require_writer
 from wellcar.server.console.page_errors import ConsoleRoute
 from wellcar.server.console.pages import (
@@ -28,7 +28,7 @@ from wellcar.server.console.pages import (
     now_of,
 )
 from wellcar.server.console.templates import render
-from wellcar.server.data import groups
+from wellcar.server.data import channels, groups
 from wellcar.server.data.applications import resolve_app
 from wellcar.server.errors import Conflict, InvalidInput
 
@@ -123,6 +123,37 @@ async def create_group(request: Request, app_id: str) -> Response:
         context["errors"] = refused.errors
         return render(request, "application.html", context, refused.status)
     return RedirectResponse(_group_url(resolved, group_id, saved="1"), status_code=303)
+
+
+CHANNEL_FIELDS = ("name", "color", "arch", "package_id")
+
+
+@router.post("/apps/{app_id}/channels")
+async def create_channel(request: Request, app_id: str) -> Response:
+    form = await request.form()
+    require_writer(request, form)
+    values: dict[str, Any] = {f: str(form[f]) for f in CHANNEL_FIELDS if f in form}
+    engine, now = engine_of(request), now_of(request)
+
+    def save() -> str:
+        body = validated(ChannelCreate, values, CHANNEL_FIELDS)
+        with write_tx(engine) as conn:
+            resolved = resolve_app(conn, app_id)
+            try:
+                channels.create_channel(conn, resolved, fields_of(body, channels.NewChannel), now)
+            except (InvalidInput, Conflict) as exc:
+                raise data_layer_error(exc, CHANNEL_FIELDS) from exc
+        return resolved
+
+    try:
+        resolved = await run_in_threadpool(save)
+    except FormRefused as refused:
+        with read_tx(engine) as conn:
+            context = application_context(conn, app_id, now)
+        context["new_channel"] = values
+        context["channel_errors"] = refused.errors
+        return render(request, "application.html", context, refused.status)
+    return RedirectResponse(f"/apps/{resolved}", status_code=303)
 
 
 async def _update_group(

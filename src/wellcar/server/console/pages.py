@@ -54,6 +54,8 @@ def application_context(conn: Connection, app_ref: str, now: datetime) -> dict[s
         "packages": packages.list_packages(conn, app_id, 200, 0, None).packages,
         "new_group": {},
         "errors": {},
+        "new_channel": {},
+        "channel_errors": {},
     }
 
 
