@@ -161,7 +161,7 @@ def test_live_iso_is_provisioned_and_installs_unattended(
         vm.stop()
 
 
-def test_pxe_boot_is_provisioned_from_a_url_and_checks_in(
+def test_pxe_boot_is_provisioned_from_a_url(
     os_builds: OsBuilds, live: LiveArtifacts, tmp_path: Path
 ) -> None:
     key, public = ssh_key(tmp_path)
