@@ -13,6 +13,7 @@ the ESP back at the same place: the ISO 9660 tree and El Torito catalog stay as 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import struct
 from dataclasses import dataclass
@@ -153,6 +154,9 @@ def build_iso(inputs: IsoInputs, out: Path, *, work: Path, log: Path | None = No
     out.unlink(missing_ok=True)
     try:
         build_esp(inputs, esp, work, log)
+        # File dates go into the ISO 9660 tree: clamp them, so two builds are identical.
+        for path in (root / "README.txt", esp, root):
+            os.utime(path, (inputs.epoch, inputs.epoch))
         run_tool(
             "live-iso",
             ["xorriso", "-as", "mkisofs", "-o", str(out), "-iso-level", "3", "-R", "-J",
