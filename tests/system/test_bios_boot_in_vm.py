@@ -9,6 +9,7 @@ serial console; the whole story must read a, b, a, b there.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -25,7 +26,16 @@ from .test_update_in_vm import (
     wait_until,
 )
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
+# The SeaBIOS scenario takes about 11 minutes of TCG boots, over the 6 the CI budget gives
+# it (docs/bios.md): it runs when WELLCAR_BIOS_VM=1 until it is folded into fewer boots.
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.timeout(3600),
+    pytest.mark.skipif(
+        os.environ.get("WELLCAR_BIOS_VM") != "1",
+        reason="the SeaBIOS VM scenario runs with WELLCAR_BIOS_VM=1 (over the CI budget)",
+    ),
+]
 
 
 def grub_boots(serial_log: Path) -> list[str]:
