@@ -477,6 +477,11 @@ def update_to_n1(node: Node, fleet: Fleet, os_builds: OsBuilds, *, power_loss: b
         node.vm.start()
         node.boot(str(USR_A_UUID))  # still N, from slot A
         assert node.running() == ("a", VERSION_N)
+        # The ESP (FAT, no journal) was checked before it was mounted after the power cut.
+        fsck = node.ssh("systemd-escape --path --template=systemd-fsck@.service "
+                        "/dev/disk/by-partlabel/EFI-SYSTEM").strip()  # fmt: skip
+        assert node.ssh(f"systemctl show -p Result --value '{fsck}'").strip() == "success"
+        assert node.ssh(f"systemctl is-active '{fsck}'", check=False).strip() == "active"
     # The (next) check completes the update: reboot into N+1 from slot B.
     node.boot(str(USR_B_UUID))
     assert node.running() == ("b", VERSION_N1)

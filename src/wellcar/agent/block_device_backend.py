@@ -153,8 +153,13 @@ class BlockDeviceSlotBackend:
             if left is None or prio.priority == 0 or prio.successful or prio.tries <= left:
                 continue
             log.info(
-                "systemd-boot used a try of the slot" if uefi else "GRUB used a try of the slot",
-                extra=log_fields(slot=slot, tries_before=prio.tries, tries_after=left),
+                "the boot loader used a try of the slot",
+                extra=log_fields(
+                    slot=slot,
+                    loader="systemd-boot" if uefi else "grub",
+                    tries_before=prio.tries,
+                    tries_after=left,
+                ),
             )
             lowered = GptPrio(prio.priority, left, False).apply_to(partition.attributes)
             store.write_attributes([AttributeUpdate(partition.number, lowered)])

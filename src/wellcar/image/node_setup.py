@@ -112,8 +112,10 @@ DHCP=yes
 def render_fstab() -> str:
     return (
         "# Wellcar: / is ROOT; /usr is mounted by the initrd from the booted slot.\n"
+        "# The ESP is FAT, without a journal: it is checked (fsck.fat -a) before each mount,\n"
+        "# so a power cut while the agent wrote it cannot leave it unreadable.\n"
         "PARTLABEL=ROOT / ext4 defaults 0 1\n"
-        "PARTLABEL=EFI-SYSTEM /boot vfat umask=0077,nofail 0 0\n"
+        "PARTLABEL=EFI-SYSTEM /boot vfat umask=0077,nofail 0 2\n"
         "PARTLABEL=OEM /oem ext4 defaults,nofail 0 0\n"
     )
 

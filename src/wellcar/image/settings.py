@@ -107,6 +107,7 @@ DEFAULT_PACKAGES: tuple[str, ...] = (
     "curl",
     "kmod",
     "e2fsprogs",
+    "dosfstools",  # fsck.fat: the ESP (FAT, no journal) is checked before each mount
     "cloud-guest-utils",  # growpart: ROOT grows to fill the disk on first boot
     "gdisk",  # growpart moves the backup GPT to the end of a larger disk with sgdisk
     "cryptsetup-bin",

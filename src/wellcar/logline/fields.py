@@ -40,6 +40,7 @@ FIELD_KEYS: dict[str, str] = {
     "version": "an OS version",
     "new_version": "the version an update installs",
     "slot": "a /usr slot (A or B)",
+    "loader": "the boot loader that counts boot tries (systemd-boot or grub)",
     "boot_id": "a boot id",
     "tries_before": "boot tries left before",
     "tries_after": "boot tries left after",
