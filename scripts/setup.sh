@@ -12,11 +12,12 @@ cd "$(dirname "$0")/.."
 # Ignition's tftp:// sources; xorriso for the live ISO; grub-common and grub-pc-bin for
 # the image's BIOS boot (grub-mkimage, GRUB's i386-pc modules; on the host, not in the image);
 # dpkg-dev, patch, gpg, gpgv and Debian's keyring for `wellcar packages` (docs/packages.md).
+# cpio reads back the live media's customization archives in the tests.
 DEBIAN_PACKAGES=(python3 python3-venv python3-dev gcc postgresql postgresql-client
     fdisk gdisk mtools erofs-utils cryptsetup-bin mmdebstrap zstd bsdiff
     qemu-system-x86 qemu-utils ovmf systemd-boot-efi dosfstools openssh-client e2fsprogs
     systemd chromium fonts-liberation tftpd-hpa xorriso grub-common grub-pc-bin
-    dpkg-dev patch gpg gpgv debian-archive-keyring)
+    dpkg-dev patch gpg gpgv debian-archive-keyring cpio)
 
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do

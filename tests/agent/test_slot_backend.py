@@ -317,7 +317,7 @@ def test_a_boot_entry_renders_to_the_type_1_format() -> None:
         title="Wellcar 4459.2.1 (USR-B)",
         version="4459.2.1",
         linux="/EFI/wellcar/vmlinuz-b",
-        initrd="/EFI/wellcar/initrd-b",
+        initrds=("/EFI/wellcar/initrd-b",),
         options=("console=ttyS0", "acpi_osi=!Windows 2012", "mount.usr=PARTUUID=x"),
         sort_key="wellcar",
     )
@@ -333,7 +333,7 @@ def test_a_boot_entry_renders_to_the_type_1_format() -> None:
 
 @pytest.mark.parametrize("version", ["1.0\noptions init=/bin/sh", "1.0\r", "", "   "])
 def test_a_version_from_the_server_cannot_smuggle_lines_into_an_entry(version: str) -> None:
-    entry = BootEntry("Wellcar", version, "/EFI/wellcar/vmlinuz-a", None, ())
+    entry = BootEntry("Wellcar", version, "/EFI/wellcar/vmlinuz-a", (), ())
     with pytest.raises(BootEntryError):
         render_boot_entry(entry)
 

@@ -73,11 +73,11 @@ def test_an_entry_reads_back_as_written() -> None:
         with_initrd=True,
     )
     assert entry.linux == "/" + slot_boot_files("acme", Slot.B).kernel == "/EFI/acme/vmlinuz-b"
-    assert entry.initrd == "/EFI/acme/initrd-b"
+    assert entry.initrds == ("/EFI/acme/initrd-b",)
     text = render_boot_entry(entry)
     assert parse_boot_entry(text) == entry
     assert entry_usrhash(text) == HASH
-    assert entry_usrhash(render_boot_entry(BootEntry("t", "1", "/k", None, ("quiet",)))) is None
+    assert entry_usrhash(render_boot_entry(BootEntry("t", "1", "/k", (), ("quiet",)))) is None
 
 
 def test_an_entry_without_a_kernel_is_refused() -> None:

@@ -64,7 +64,7 @@ def test_newest_version_first_as_systemd_boot_orders_them() -> None:
     same = [slot_entry(Slot.A, "1.0.0"), slot_entry(Slot.B, "1.0.0", 1)]
     assert [e.slot for e in systemd_boot_order("wellcar", same)] == [Slot.B, Slot.A]
     # An entry with a sort key goes before one without.
-    bare = SlotEntry(Slot.B, "wellcar-b.conf", BootEntry("Old", "9.0.0", "/k", None, ()))
+    bare = SlotEntry(Slot.B, "wellcar-b.conf", BootEntry("Old", "9.0.0", "/k", (), ()))
     assert [e.slot for e in systemd_boot_order("wellcar", [bare, older_a])] == [Slot.A, Slot.B]
 
 
@@ -111,7 +111,7 @@ def test_one_slot_has_no_fallback(tmp_path: Path) -> None:
 def test_words_survive_grub_quoting(tmp_path: Path, word: str) -> None:
     entry = slot_entry(Slot.A, "1.0.0")
     tricky = SlotEntry(Slot.A, entry.file_name,
-                       BootEntry("T 'x' $y", "1", "/k", None, (word,)))  # fmt: skip
+                       BootEntry("T 'x' $y", "1", "/k", (), (word,)))  # fmt: skip
     config = render_grub_cfg("wellcar", [tricky])
     script_check(tmp_path, config)
     quoted = grub_quote(word)
@@ -122,7 +122,7 @@ def test_words_survive_grub_quoting(tmp_path: Path, word: str) -> None:
 
 def test_control_characters_are_refused_as_in_entries() -> None:
     bad = SlotEntry(Slot.A, "wellcar-a.conf",
-                    BootEntry("Wellcar\nset default=x", "1", "/k", None, ()))  # fmt: skip
+                    BootEntry("Wellcar\nset default=x", "1", "/k", (), ()))  # fmt: skip
     with pytest.raises(BootEntryError, match="control characters"):
         render_grub_cfg("wellcar", [bad])
 

@@ -296,7 +296,7 @@ class BootEntry:
     title: str
     version: str
     linux: str  # path on the ESP, "/EFI/wellcar/vmlinuz-b"
-    initrd: str | None
+    initrds: tuple[str, ...]  # loaded in order, concatenated (the live media append cpios)
     options: tuple[str, ...]  # kernel command line words
     sort_key: str | None = None
 
@@ -319,7 +319,7 @@ def slot_boot_entry(
         title=f"{title} {version} ({slot.label})",
         version=version,
         linux=entry_path(files.kernel),
-        initrd=entry_path(files.initrd) if with_initrd else None,
+        initrds=(entry_path(files.initrd),) if with_initrd else (),
         options=slot_kernel_options(slot, partuuid, verity=verity, base_options=base_options),
         sort_key=brand,
     )
@@ -332,8 +332,7 @@ def render_boot_entry(entry: BootEntry) -> str:
     if entry.sort_key:
         fields.append(("sort-key", entry.sort_key))
     fields.append(("linux", entry.linux))
-    if entry.initrd:
-        fields.append(("initrd", entry.initrd))
+    fields += [("initrd", initrd) for initrd in entry.initrds]
     if entry.options:
         fields.append(("options", " ".join(quote_kernel_word(w) for w in entry.options)))
     for name, value in fields:
@@ -347,12 +346,15 @@ def parse_boot_entry(text: str) -> BootEntry:
     as systemd-boot joins them."""
     values: dict[str, str] = {}
     options: list[str] = []
+    initrds: list[str] = []
     for line in text.splitlines():
         key, _, value = line.strip().partition(" ")
         if not key or key.startswith("#"):
             continue
         if key == "options":
             options.extend(kernel_cmdline_words(value))
+        elif key == "initrd":
+            initrds.append(value.strip())
         else:
             values.setdefault(key, value.strip())
     missing = [key for key in ("title", "linux") if not values.get(key)]
@@ -362,7 +364,7 @@ def parse_boot_entry(text: str) -> BootEntry:
         title=values["title"],
         version=values.get("version", ""),
         linux=values["linux"],
-        initrd=values.get("initrd"),
+        initrds=tuple(initrds),
         options=tuple(options),
         sort_key=values.get("sort-key"),
     )
@@ -610,8 +612,8 @@ def render_grub_cfg(brand: str, items: Sequence[SlotEntry]) -> str:
             f"  echo {grub_quote(f'{brand}: GRUB boots {ident}')}",
             f"  linux {linux}",
         ]
-        if entry.initrd:
-            lines.append(f"  initrd {grub_quote(entry.initrd)}")
+        if entry.initrds:
+            lines.append(f"  initrd {' '.join(grub_quote(i) for i in entry.initrds)}")
         lines.append("}")
     return "\n".join(lines) + "\n"
 

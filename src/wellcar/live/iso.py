@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from uuid import UUID
 
+from wellcar.disk.boot_entries import BootEntry, render_boot_entry
 from wellcar.image.errors import ImageBuildError
 from wellcar.image.esp import SYSTEMD_BOOT
 from wellcar.image.filesystems import fat_copy, fat_mkdirs, make_vfat
@@ -83,15 +84,16 @@ def entry_name(brand_id: str) -> str:
 
 
 def render_entry(inputs: IsoInputs, names: list[str]) -> str:
-    lines = [
-        f"title {inputs.title}",
-        f"version {inputs.version}",
-        f"linux /{inputs.brand_id}/vmlinuz",
-    ]
-    lines += [f"initrd /{inputs.brand_id}/{name}" for name in names]
     # The verity root hash comes from the live initrd; the command line need not repeat it.
-    lines.append(f"options {live_kernel_command_line()}")
-    return "\n".join(lines) + "\n"
+    return render_boot_entry(
+        BootEntry(
+            title=inputs.title,
+            version=inputs.version,
+            linux=f"/{inputs.brand_id}/vmlinuz",
+            initrds=tuple(f"/{inputs.brand_id}/{name}" for name in names),
+            options=tuple(live_kernel_command_line().split()),
+        )
+    )
 
 
 def _esp_size(files: list[Path]) -> int:
