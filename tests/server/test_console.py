@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-import wellcar.server.console as console_pkg
+import wellcar.server.api.console as console_pkg
 from wellcar.server.api.app import create_app
-from wellcar.server.console.session import COOKIE
-from wellcar.server.console.settings import ConsoleAuth, ConsoleSettings
+from wellcar.server.api.console.session import COOKIE
+from wellcar.server.console_settings import ConsoleAuth, ConsoleSettings
 from wellcar.server.fleet_codes import InstanceStatus
 from wellcar.server.settings import ServerSettings
 

@@ -19,9 +19,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from typer.testing import CliRunner
 
 from wellcar.cli.main import app as cli
+from wellcar.server.api.console.oidc import OidcClient, OidcError, claim_at, role_for
 from wellcar.server.auth import Role
-from wellcar.server.console.oidc import OidcClient, OidcError, claim_at, role_for
-from wellcar.server.console.settings import ConsoleAuth, ConsoleSettings, OidcSettings
+from wellcar.server.console_settings import ConsoleAuth, ConsoleSettings, OidcSettings
 from wellcar.server.errors import ConfigError
 
 CLIENT = "wellcar-console"

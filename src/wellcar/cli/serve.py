@@ -12,7 +12,7 @@ from rich.console import Console
 
 from wellcar.cli.log_options import LogFormatChoice
 from wellcar.server.auth import Tokens
-from wellcar.server.console.settings import ConsoleAuth, ConsoleSettings, OidcSettings, role_list
+from wellcar.server.console_settings import ConsoleAuth, ConsoleSettings, OidcSettings, role_list
 from wellcar.server.db.engine import create_db_engine, migrate
 from wellcar.server.errors import ServerError
 from wellcar.server.fleetlock import MAX_FLEETLOCK_SLOTS

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from wellcar.server.console.settings import ConsoleSettings
+from wellcar.server.console_settings import ConsoleSettings
 from wellcar.server.db.engine import sqlite_url
 
 DEFAULT_MAX_BODY = 64 * 1024

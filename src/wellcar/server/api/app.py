@@ -18,9 +18,9 @@ from wellcar.logline import log_fields
 from wellcar.omaha import OmahaParseError, parse_request, render_response
 from wellcar.server.api import api_router
 from wellcar.server.api import fleetlock as fleetlock_api
+from wellcar.server.api.console.mount import mount_console
 from wellcar.server.auth import Tokens
 from wellcar.server.clock import Clock, utc_now
-from wellcar.server.console.mount import mount_console
 from wellcar.server.db.engine import READ_ONLY, create_db_engine, migrate
 from wellcar.server.fleetlock import FleetLock
 from wellcar.server.metrics import ServerMetrics

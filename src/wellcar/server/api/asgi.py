@@ -8,7 +8,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from wellcar.server.api.app import create_app
-from wellcar.server.console.settings import ConsoleSettings
+from wellcar.server.console_settings import ConsoleSettings
 from wellcar.server.logging_setup import configure_server_logging
 from wellcar.server.settings import DEFAULT_FLEETLOCK_SLOTS, ServerSettings
 

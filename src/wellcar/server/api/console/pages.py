@@ -12,10 +12,10 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy.engine import Connection, Engine
 
 from wellcar.server.api.common import read_tx
-from wellcar.server.console.access import require_viewer
-from wellcar.server.console.charts import status_chart, version_chart
-from wellcar.server.console.page_errors import ConsoleRoute
-from wellcar.server.console.templates import STATUS_NAMES, render
+from wellcar.server.api.console.access import require_viewer
+from wellcar.server.api.console.charts import status_chart, version_chart
+from wellcar.server.api.console.page_errors import ConsoleRoute
+from wellcar.server.api.console.templates import STATUS_NAMES, render
 from wellcar.server.data import applications as apps
 from wellcar.server.data import groups, instances, packages, stats
 from wellcar.server.data.durations import DURATIONS, parse_duration

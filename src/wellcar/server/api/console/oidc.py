@@ -24,7 +24,7 @@ import httpx
 import jwt
 
 from wellcar.server.auth import Role
-from wellcar.server.console.settings import OidcSettings
+from wellcar.server.console_settings import OidcSettings
 
 HTTP_TIMEOUT = 10.0
 FLOW_COOKIE = "wellcar_oidc_flow"

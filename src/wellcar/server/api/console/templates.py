@@ -9,7 +9,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from wellcar.server.console.access import current_viewer
+from wellcar.server.api.console.access import current_viewer
 from wellcar.server.fleet_codes import Arch, InstanceStatus
 
 STATUS_NAMES = {
@@ -36,7 +36,7 @@ def _status_name(value: int | None) -> str:
 
 def _environment() -> Environment:
     env = Environment(
-        loader=PackageLoader("wellcar.server.console", "templates"),
+        loader=PackageLoader("wellcar.server.api.console", "templates"),
         autoescape=select_autoescape(default=True),
         trim_blocks=True,
         lstrip_blocks=True,

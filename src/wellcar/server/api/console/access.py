@@ -9,10 +9,10 @@ from urllib.parse import urlsplit
 from starlette.datastructures import FormData
 from starlette.requests import Request
 
+from wellcar.server.api.console.oidc import OidcClient
+from wellcar.server.api.console.session import COOKIE, csrf_token, decode_session
 from wellcar.server.auth import Role
-from wellcar.server.console.oidc import OidcClient
-from wellcar.server.console.session import COOKIE, csrf_token, decode_session
-from wellcar.server.console.settings import ConsoleAuth
+from wellcar.server.console_settings import ConsoleAuth
 
 CSRF_FIELD = "csrf"
 

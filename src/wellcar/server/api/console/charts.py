@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from wellcar.server.console.templates import STATUS_NAMES
+from wellcar.server.api.console.templates import STATUS_NAMES
 from wellcar.server.data.stats import StatusTimeline, VersionTimeline
 from wellcar.server.semver import sort_key
 

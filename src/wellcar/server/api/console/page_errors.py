@@ -11,9 +11,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse
 from fastapi.routing import APIRoute
 
+from wellcar.server.api.console.access import SignInRequired, WriteRefused
+from wellcar.server.api.console.templates import render
 from wellcar.server.api.errors import describe_validation
-from wellcar.server.console.access import SignInRequired, WriteRefused
-from wellcar.server.console.templates import render
 from wellcar.server.errors import InvalidInput, NotFound
 
 

@@ -13,11 +13,16 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import RedirectResponse
 
-from wellcar.server.auth import Role, Tokens
-from wellcar.server.console.access import ConsoleState, console_state, current_viewer
-from wellcar.server.console.oidc import FLOW_COOKIE, FLOW_LIFETIME_S, Flow, OidcClient, OidcError
-from wellcar.server.console.page_errors import ConsoleRoute
-from wellcar.server.console.session import (
+from wellcar.server.api.console.access import ConsoleState, console_state, current_viewer
+from wellcar.server.api.console.oidc import (
+    FLOW_COOKIE,
+    FLOW_LIFETIME_S,
+    Flow,
+    OidcClient,
+    OidcError,
+)
+from wellcar.server.api.console.page_errors import ConsoleRoute
+from wellcar.server.api.console.session import (
     COOKIE,
     LIFETIME,
     ConsoleSession,
@@ -25,8 +30,9 @@ from wellcar.server.console.session import (
     seal,
     unseal,
 )
-from wellcar.server.console.settings import ConsoleAuth
-from wellcar.server.console.templates import render
+from wellcar.server.api.console.templates import render
+from wellcar.server.auth import Role, Tokens
+from wellcar.server.console_settings import ConsoleAuth
 from wellcar.server.errors import NotFound
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)

@@ -16,18 +16,18 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
 from wellcar.server.api.common import fields_of, read_tx, write_tx
-from wellcar.server.api.errors import describe_validation
-from wellcar.server.api.models import ChannelCreate, GroupCreate, GroupUpdate
-from wellcar.server.console.access import require_writer
-from wellcar.server.console.page_errors import ConsoleRoute
-from wellcar.server.console.pages import (
+from wellcar.server.api.console.access import require_writer
+from wellcar.server.api.console.page_errors import ConsoleRoute
+from wellcar.server.api.console.pages import (
     DEFAULT_PERIOD,
     application_context,
     engine_of,
     group_context,
     now_of,
 )
-from wellcar.server.console.templates import render
+from wellcar.server.api.console.templates import render
+from wellcar.server.api.errors import describe_validation
+from wellcar.server.api.models import ChannelCreate, GroupCreate, GroupUpdate
 from wellcar.server.data import channels, groups
 from wellcar.server.data.applications import resolve_app
 from wellcar.server.errors import Conflict, InvalidInput

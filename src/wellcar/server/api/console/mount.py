@@ -5,12 +5,12 @@ from __future__ import annotations
 from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
 
+from wellcar.server.api.console import forms, pages, sign_in
+from wellcar.server.api.console.access import ConsoleState
+from wellcar.server.api.console.oidc import OidcClient
+from wellcar.server.api.console.session import session_key
 from wellcar.server.auth import Tokens
-from wellcar.server.console import forms, pages, sign_in
-from wellcar.server.console.access import ConsoleState
-from wellcar.server.console.oidc import OidcClient
-from wellcar.server.console.session import session_key
-from wellcar.server.console.settings import ConsoleAuth
+from wellcar.server.console_settings import ConsoleAuth
 from wellcar.server.settings import ServerSettings
 
 STATIC_PATH = "/console-static"
@@ -23,7 +23,7 @@ def mount_console(app: FastAPI, settings: ServerSettings, tokens: Tokens) -> Non
     app.state.console = ConsoleState(console.auth, session_key(tokens), oidc)
     app.mount(
         STATIC_PATH,
-        StaticFiles(packages=[("wellcar.server.console", "static")]),
+        StaticFiles(packages=[("wellcar.server.api.console", "static")]),
         name="console-static",
     )
     for module in (sign_in, pages, forms):
