@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from wellcar.disk.boot_entries import USR_HASH_KEYS, USR_PARTITION_KEYS, VERITY_OFFSET_KEY
 from wellcar.live.boot_scripts import install_live_boot
 from wellcar.metadata.unit import render_unit as render_metadata_unit
 from wellcar.metadata.unit import unit_name as metadata_unit_name
@@ -48,16 +49,7 @@ prereqs() { echo "$PREREQ"; }
 case "$1" in prereqs) prereqs; exit 0 ;; esac
 . /scripts/functions
 
-usr="" usrhash="" usroffset="" plain=""
-for word in $(cat /proc/cmdline); do
-	case "$word" in
-	verity.usr=*) usr="${word#verity.usr=}" ;;
-	verity.usrhash=*) usrhash="${word#verity.usrhash=}" ;;
-	verity.usroffset=*) usroffset="${word#verity.usroffset=}" ;;
-	mount.usr=*) plain="${word#mount.usr=}" ;;
-	esac
-done
-[ -n "$usr" ] || usr="$plain"
+{usr_cmdline_reader}
 [ -n "$usr" ] || exit 0
 
 case "$usr" in
@@ -84,6 +76,26 @@ mount -t erofs -o ro "$dev" "${rootmnt}/usr" ||
 	panic "wellcar: cannot mount /usr from $dev (corrupt or wrong root hash)"
 echo "wellcar: /usr is $usr${usrhash:+ (dm-verity $usrhash)}"
 """
+
+
+def usr_cmdline_reader(cmdline_file: str = "/proc/cmdline") -> str:
+    """Shell that sets ``usr``, ``usrhash`` and ``usroffset`` from a kernel command line
+    as ``wellcar.disk.boot_entries`` writes it (the key names come from there): the
+    verity partition key, else the plain ``mount.usr=`` one."""
+    verity_usr, plain_usr = USR_PARTITION_KEYS[0], USR_PARTITION_KEYS[1]
+    usrhash = USR_HASH_KEYS[0]  # systemd's usrhash= is its own generator's, not ours
+    arms = [(verity_usr, "usr"), (usrhash, "usrhash"), (VERITY_OFFSET_KEY, "usroffset"),
+            (plain_usr, "plain")]  # fmt: skip
+    lines = ['usr="" usrhash="" usroffset="" plain=""', f"for word in $(cat {cmdline_file}); do",
+             '\tcase "$word" in']  # fmt: skip
+    lines += [f'\t{key}=*) {var}="${{word#{key}=}}" ;;' for key, var in arms]
+    lines += ["\tesac", "done", '[ -n "$usr" ] || usr="$plain"']
+    return "\n".join(lines)
+
+
+def render_mount_usr_script() -> str:
+    return INITRAMFS_MOUNT_USR.replace("{usr_cmdline_reader}", usr_cmdline_reader())
+
 
 GROW_ROOT = """#!/bin/sh
 # Wellcar: grow ROOT (and its ext4) to the end of its disk, once.
@@ -279,7 +291,7 @@ def install_node_setup(rootfs: Path, settings: BuildSettings, log: Path | None) 
     """Write the files, enable the units; returns the unit names enabled."""
     initramfs = rootfs / "usr/share/initramfs-tools"
     _write(initramfs / "hooks/wellcar-usr", INITRAMFS_HOOK, 0o755)
-    _write(initramfs / "scripts/local-bottom/wellcar-usr", INITRAMFS_MOUNT_USR, 0o755)
+    _write(initramfs / "scripts/local-bottom/wellcar-usr", render_mount_usr_script(), 0o755)
     # The live ISO / PXE boot (docs/live.md): dormant unless boot=wellcar-live.
     install_live_boot(rootfs, settings.brand.id, settings.brand.name, FIRST_BOOT_FLAG)
     _write(rootfs / "usr/lib/wellcar/grow-root", GROW_ROOT, 0o755)
