@@ -1,12 +1,14 @@
 """Metadata services for the tests: real HTTP servers on 127.0.0.1 (never mocks).
 
-One server class answers as EC2's IMDSv2, GCE's metadata server or OpenStack's metadata
-service, from a table of paths; ``behaviour`` makes it misbehave as clouds do (hang,
-500, garbage). A VM reaches it at 169.254.169.254:80 through a guestfwd.
+One server class answers as EC2's IMDSv2, GCE's metadata server, OpenStack's metadata
+service or Azure's IMDS and wireserver, from a table of paths; ``behaviour`` makes it
+misbehave as clouds do (hang, 500, garbage). A VM reaches it at 169.254.169.254:80
+through a guestfwd.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import secrets
 import threading
@@ -17,6 +19,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from wellcar.metadata.providers.azure import GOAL_STATE, HEALTH, INSTANCE
+from wellcar.metadata.providers.azure import USER_DATA as USER_DATA_AZURE
 from wellcar.metadata.providers.ec2 import TOKEN_HEADER, TOKEN_PATH, TOKEN_TTL_HEADER, VERSION
 from wellcar.metadata.providers.gce import FLAVOR, ROOT
 from wellcar.metadata.providers.openstack import META_DATA, USER_DATA
@@ -36,6 +40,11 @@ class Service:
     flavor: bool = False  # GCE: Metadata-Flavor: Google both ways
     behaviour: Behaviour = Behaviour.OK
     requests: list[tuple[str, str]] = field(default_factory=list)  # (method, path)
+    # POST: paths that take a body (Azure's health report), and what was posted to them
+    # with the request's headers.
+    post_paths: frozenset[str] = frozenset()
+    posted: list[tuple[str, bytes, dict[str, str]]] = field(default_factory=list)
+    required_headers: dict[str, str] = field(default_factory=dict)  # Azure: x-ms-version
     tokens: set[str] = field(default_factory=set)
 
 
@@ -70,6 +79,13 @@ def _handler(service: Service) -> type[BaseHTTPRequestHandler]:
             if service.flavor and self.headers.get(FLAVOR[0]) != FLAVOR[1]:
                 self._send(403, b"missing Metadata-Flavor", extra)
                 return
+            missing = [k for k, v in service.required_headers.items() if self.headers.get(k) != v]
+            if missing:
+                self._send(400, f"missing {', '.join(missing)}".encode())
+                return
+            if method == "POST" and path in service.post_paths:
+                self._send(200, b"")
+                return
             if service.imds_token:
                 if method == "PUT" and path == TOKEN_PATH:
                     if not self.headers.get(TOKEN_TTL_HEADER):
@@ -95,6 +111,14 @@ def _handler(service: Service) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             self.rfile.read(length)
             self._answer("PUT")
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length)
+            path = self.path.lstrip("/")
+            if path in service.post_paths and service.behaviour is Behaviour.OK:
+                service.posted.append((path, body, {k.lower(): v for k, v in self.headers.items()}))
+            self._answer("POST")
 
     return Handler
 
@@ -159,3 +183,47 @@ def openstack_service(hostname: str, ssh_key: str, user_data: bytes | None) -> S
     if user_data is not None:
         routes[USER_DATA] = user_data
     return Service(routes)
+
+
+AZURE_INCARNATION = "42"
+AZURE_CONTAINER = "a511aa6d-29e7-4f53-8788-55655dfe848f"
+AZURE_INSTANCE = "f6cd1d7ef1644557b9059345e5ba890c.wellcar-test-1"
+
+
+def azure_goal_state() -> bytes:
+    """A goal state as the wireserver serves it (the parts a health report names)."""
+    return f"""<?xml version="1.0" encoding="utf-8"?>
+<GoalState xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" \
+xsi:noNamespaceSchemaLocation="goalstate10.xsd">
+  <Version>2012-11-30</Version>
+  <Incarnation>{AZURE_INCARNATION}</Incarnation>
+  <Machine><ExpectedState>Started</ExpectedState></Machine>
+  <Container>
+    <ContainerId>{AZURE_CONTAINER}</ContainerId>
+    <RoleInstanceList>
+      <RoleInstance>
+        <InstanceId>{AZURE_INSTANCE}</InstanceId>
+        <State>Started</State>
+        <Configuration><SharedConfig>http://x/sharedconfig</SharedConfig></Configuration>
+      </RoleInstance>
+    </RoleInstanceList>
+  </Container>
+</GoalState>
+""".encode()
+
+
+def azure_wireserver(goal_state: bytes | None = None) -> Service:
+    return Service({GOAL_STATE: goal_state or azure_goal_state()},
+                   post_paths=frozenset({HEALTH}),
+                   required_headers={"x-ms-version": "2012-11-30"})  # fmt: skip
+
+
+def azure_imds(hostname: str, ssh_key: str, user_data: bytes | None) -> Service:
+    doc = {"compute": {"name": hostname, "vmSize": "Standard_B2s",
+                       "publicKeys": [{"keyData": ssh_key, "path": "/home/core/.ssh/x"}]},
+           "network": {"interface": [{"ipv4": {"ipAddress": [
+               {"privateIpAddress": "10.0.0.4"}]}}]}}  # fmt: skip
+    routes = {INSTANCE: json.dumps(doc).encode()}
+    if user_data is not None:
+        routes[USER_DATA_AZURE] = base64.b64encode(user_data)
+    return Service(routes, required_headers={"Metadata": "true"})

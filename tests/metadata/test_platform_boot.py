@@ -8,6 +8,9 @@
    applied that config.
 2. ``openstack``: the same disk with OpenStack's OEM content and command line and a
    config drive (a second disk labelled config-2, no metadata service at all).
+3. ``gce``: GCE's OEM content and command line against a metadata server emulator that
+   answers only requests carrying ``Metadata-Flavor: Google``; the ssh key comes from the
+   instance's ``ssh-keys`` attribute (``user:key`` lines), the config from ``user-data``.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from wellcar.vm import GuestForward, Vm, VmConfig, free_loopback_port
 from wellcar.vm.config import LINK_LOCAL_NET
 
 from ..system.builds import OsBuilds
-from .emulators import ec2_service, openstack_meta_data, serve
+from .emulators import ec2_service, gce_service, openstack_meta_data, serve
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 QEMU_TOOLS = ("qemu-system-x86_64", "qemu-img", "ssh", "ssh-keygen", "mkfs.vfat", "mcopy")
@@ -170,3 +173,33 @@ def test_openstack_image_reads_its_config_drive(
     assert f"COREOS_OPENSTACK_HOSTNAME={hostname}" in attributes
     assert "ignition.platform.id=openstack" in cmdline[0].split()
     assert oem[0] == "ID=openstack"
+
+
+def test_gce_image_reads_the_metadata_server_with_its_flavor_header(
+    os_builds: OsBuilds, tmp_path: Path, cloud_key: tuple[Path, str]
+) -> None:
+    skip_without_qemu()
+    key, public = cloud_key
+    hostname = "gce-node.c.wellcar-test.internal"
+    service = gce_service(hostname, public, user_data("gce user data\n"))
+    disk = platform_disk(os_builds, "gce", tmp_path)
+    port = free_loopback_port()
+    with serve(service, port):
+        config = VmConfig(
+            image=disk,
+            ssh_port=free_loopback_port(),
+            guest_network=LINK_LOCAL_NET,
+            guest_forwards=(GuestForward("169.254.169.254", 80, port),),
+            serial_log=tmp_path / "gce-serial.log",
+        )
+        with Vm(config) as vm:
+            vm.wait_for_line(r"provisioned from gcp user data", BOOT_TIMEOUT)
+            name, provisioned, attributes, cmdline, oem, unit = node_report(vm, key)
+    assert name == [hostname]
+    assert provisioned == ["gce user data"]
+    assert f"COREOS_GCE_HOSTNAME={hostname}" in attributes
+    assert "COREOS_GCE_IP_LOCAL_0=10.128.0.5" in attributes
+    assert {"ignition.platform.id=gcp", "flatcar.oem.id=gce"} <= set(cmdline[0].split())
+    assert oem[0] == "ID=gce" and unit == ["active"]
+    # The emulator answers 403 without the flavor header: every read carried it.
+    assert ("GET", "computeMetadata/v1/instance/attributes/user-data") in service.requests

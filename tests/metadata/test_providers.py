@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 
@@ -14,13 +15,19 @@ from wellcar.image.platforms import PLATFORMS
 from wellcar.metadata.__main__ import main
 from wellcar.metadata.errors import BadMetadataError, ServiceUnavailableError
 from wellcar.metadata.node import ATTRIBUTES_FILE, NodeFiles, apply_hostname, apply_ssh_keys
-from wellcar.metadata.providers import PROVIDERS, ProviderSettings, provider_for
+from wellcar.metadata.providers import PROVIDERS, BootCheckIn, ProviderSettings, provider_for
 from wellcar.metadata.providers.openstack import META_DATA, USER_DATA
 from wellcar.metadata.service import RetryPolicy
 
 from .emulators import (
+    AZURE_CONTAINER,
+    AZURE_INCARNATION,
+    AZURE_INSTANCE,
     Behaviour,
     Service,
+    azure_goal_state,
+    azure_imds,
+    azure_wireserver,
     ec2_service,
     gce_service,
     openstack_meta_data,
@@ -232,3 +239,83 @@ def test_omaha_reports_the_platform_images_oem(tmp_path: Path) -> None:
     )
     identity = load_identity(AgentConfig(), tmp_path)
     assert (identity.oem_id, identity.oem_version) == ("ami", "4893.0.0")
+
+
+# --- Azure: IMDS for metadata, the wireserver for the boot check-in ----------------------
+
+
+def test_azure_reads_imds_and_reports_ready_to_the_wireserver(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc/passwd").write_text("core:x:500:500:Core:/home/core:/bin/bash\n")
+    cmdline = tmp_path / "cmdline"
+    cmdline.write_text("ignition.platform.id=azure flatcar.oem.id=azure\n")
+    wireserver = azure_wireserver()
+    with serve(azure_imds("az-node", KEY, CONFIG)) as imds, serve(wireserver) as fabric:
+        status = main(["run", "--root", str(tmp_path), "--cmdline", str(cmdline),
+                       "--base-url", imds, "--wireserver-url", fabric])  # fmt: skip
+    assert status == 0
+    assert (tmp_path / "etc/hostname").read_text() == "az-node\n"
+    attributes = (tmp_path / ATTRIBUTES_FILE.lstrip("/")).read_text().splitlines()
+    assert "COREOS_AZURE_IPV4_DYNAMIC=10.0.0.4" in attributes
+    # The goal state first, then one health report naming what it said, marked Ready.
+    assert [m for m, _ in wireserver.requests] == ["GET", "POST"]
+    [(path, body, headers)] = wireserver.posted
+    assert path == "machine/?comp=health"
+    assert headers["x-ms-version"] == "2012-11-30"
+    assert headers["content-type"].startswith("text/xml")
+    report = ElementTree.fromstring(body)
+    assert report.findtext("GoalStateIncarnation") == AZURE_INCARNATION
+    assert report.findtext("Container/ContainerId") == AZURE_CONTAINER
+    role = report.find("Container/RoleInstanceList/Role")
+    assert role is not None and role.findtext("InstanceId") == AZURE_INSTANCE
+    assert role.findtext("Health/State") == "Ready"
+    assert f"reported Ready to the wireserver (incarnation {AZURE_INCARNATION})" in (
+        capsys.readouterr().err
+    )
+
+
+@pytest.mark.parametrize(
+    ("goal_state", "message"),
+    [
+        (b"<GoalState><Incarnation>1", "not XML"),
+        (azure_goal_state().replace(b"<ContainerId>", b"<Other>").replace(
+            b"</ContainerId>", b"</Other>"), "lacks Incarnation, ContainerId or InstanceId"),
+    ],
+    ids=["not-xml", "no-container"],
+)  # fmt: skip
+def test_azure_bad_goal_state_is_refused_and_nothing_is_reported(
+    goal_state: bytes, message: str
+) -> None:
+    wireserver = azure_wireserver(goal_state)
+    with serve(wireserver) as fabric:
+        provider = provider_for("azure", settings("http://127.0.0.1:9", wireserver_url=fabric))
+        assert isinstance(provider, BootCheckIn)
+        with pytest.raises(BadMetadataError, match=message):
+            provider.check_in()
+    assert wireserver.posted == []
+
+
+def test_azure_wireserver_down_costs_a_bounded_wait_and_the_boot_goes_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cmdline = tmp_path / "cmdline"
+    cmdline.write_text("ignition.platform.id=azure\n")
+    wireserver = azure_wireserver()
+    wireserver.behaviour = Behaviour.ERROR
+    started = time.monotonic()
+    with serve(azure_imds("az-node", KEY, None)) as imds, serve(wireserver) as fabric:
+        provider = provider_for("azure", settings(imds, wireserver_url=fabric))
+        assert isinstance(provider, BootCheckIn)
+        with pytest.raises(ServiceUnavailableError, match="HTTP 500"):
+            provider.check_in()
+    assert time.monotonic() - started < FAST.deadline_s + 2
+    assert wireserver.posted == []
+
+
+def test_only_azure_checks_in() -> None:
+    checking = sorted(name for name in PROVIDERS
+                      if isinstance(provider_for(name, settings("http://127.0.0.1:9")),
+                                    BootCheckIn))  # fmt: skip
+    assert checking == ["azure"]

@@ -22,6 +22,7 @@ from .errors import BadMetadataError, MetadataError, ServiceUnavailableError
 log = logging.getLogger(__name__)
 
 METADATA_ADDRESS = "169.254.169.254"  # the link-local address clouds serve metadata on
+WIRESERVER_ADDRESS = "168.63.129.16"  # Azure's fabric endpoint (goal state, health)
 MAX_BODY = 16 << 20  # user data is at most a few MB on every cloud (EC2: 16 KiB)
 
 
@@ -51,7 +52,11 @@ class MetadataClient:
         return self._deadline - now
 
     def request(
-        self, method: str, path: str, headers: Mapping[str, str] | None = None
+        self,
+        method: str,
+        path: str,
+        headers: Mapping[str, str] | None = None,
+        body: bytes | None = None,
     ) -> bytes | None:
         """The body, or None for 404. Raises ServiceUnavailableError after the retries,
         MetadataError for a final 4xx, BadMetadataError for an impostor or oversized body."""
@@ -64,7 +69,7 @@ class MetadataClient:
                 break
             try:
                 return self._once(method, url, {**self.headers, **(headers or {})},
-                                  min(self.policy.timeout_s, remaining))  # fmt: skip
+                                  min(self.policy.timeout_s, remaining), body)  # fmt: skip
             except urllib.error.HTTPError as exc:
                 if exc.code == 404:
                     return None
@@ -89,6 +94,9 @@ class MetadataClient:
     def get(self, path: str, headers: Mapping[str, str] | None = None) -> bytes | None:
         return self.request("GET", path, headers)
 
+    def post(self, path: str, body: bytes, headers: Mapping[str, str] | None = None) -> None:
+        self.request("POST", path, headers, body)
+
     def text(self, path: str) -> str | None:
         body = self.get(path)
         if body is None:
@@ -98,8 +106,15 @@ class MetadataClient:
         except UnicodeDecodeError:
             raise BadMetadataError(f"{path}: the service's answer is not UTF-8 text") from None
 
-    def _once(self, method: str, url: str, headers: Mapping[str, str], timeout: float) -> bytes:
-        request = urllib.request.Request(url, method=method, headers=dict(headers))
+    def _once(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        timeout: float,
+        body: bytes | None = None,
+    ) -> bytes:
+        request = urllib.request.Request(url, data=body, method=method, headers=dict(headers))
         # No proxies: the service is link-local, a proxy from the environment must not see it.
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         with opener.open(request, timeout=timeout) as response:
@@ -108,7 +123,7 @@ class MetadataClient:
                 if response.headers.get(name) != value:
                     raise BadMetadataError(f"{url}: answer lacks {name}: {value}; not the "
                                            "platform's metadata service")  # fmt: skip
-            body: bytes = response.read(MAX_BODY + 1)
-        if len(body) > MAX_BODY:
+            answer: bytes = response.read(MAX_BODY + 1)
+        if len(answer) > MAX_BODY:
             raise BadMetadataError(f"{url}: answer larger than {MAX_BODY} bytes")
-        return body
+        return answer

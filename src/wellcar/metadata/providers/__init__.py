@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .azure import AzureProvider
-from .contract import Provider, ProviderSettings
+from .contract import BootCheckIn, Provider, ProviderSettings
 from .digitalocean import DigitalOceanProvider
 from .ec2 import Ec2Provider
 from .gce import GceProvider
@@ -15,7 +15,7 @@ from .hetzner import HetznerProvider
 from .openstack import OpenStackProvider
 from .vmware import VmwareProvider
 
-__all__ = ["PROVIDERS", "Provider", "ProviderSettings", "provider_for"]
+__all__ = ["PROVIDERS", "BootCheckIn", "Provider", "ProviderSettings", "provider_for"]
 
 # Ignition platform id -> provider. qemu (fw_cfg), metal and proxmoxve have none.
 PROVIDERS: dict[str, Callable[[ProviderSettings], Provider]] = {
