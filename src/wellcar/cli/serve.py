@@ -63,6 +63,15 @@ def serve(
             help="FleetLock: reboot slots of a group without configured slots (0: none)",
         ),
     ] = DEFAULT_FLEETLOCK_SLOTS,
+    prune_instances_after: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            metavar="DAYS",
+            help="Forget instances (with their history) that have not checked in for DAYS "
+            "days, checked hourly (default: keep every instance, as Nebraska does)",
+        ),
+    ] = None,
     console_auth: Annotated[
         ConsoleAuth,
         typer.Option(
@@ -103,6 +112,7 @@ def serve(
         fleetlock_default_slots=fleetlock_default_slots,
         log_level=log_level,
         log_format=log_format.value,
+        prune_instances_after_days=prune_instances_after,
         console=ConsoleSettings(
             auth=console_auth,
             oidc=OidcSettings(

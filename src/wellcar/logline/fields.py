@@ -34,6 +34,9 @@ FIELD_KEYS: dict[str, str] = {
     "operation": "FleetLock operation",
     "group": "FleetLock group, or the node's update group",
     "node_id": "FleetLock node id",
+    "registrations": "instance registrations (instance, application) removed by retention",
+    "instances": "instances removed by retention, with their history",
+    "retention_days": "days without a check-in after which an instance is forgotten",
     "holders": "FleetLock slot holders",
     "slots": "FleetLock slots, or a node's slot states",
     # the node agent

@@ -24,6 +24,9 @@ class ServerSettings:
     log_level: str = "info"
     log_format: str = "logfmt"  # wellcar.logline.LOG_FORMATS
     console: ConsoleSettings = field(default_factory=ConsoleSettings)
+    # Instance retention (server/instance_pruning.py): days without a check-in after which
+    # an instance is forgotten; None keeps every instance, as Nebraska does.
+    prune_instances_after_days: int | None = None
 
     @property
     def effective_database_url(self) -> str:

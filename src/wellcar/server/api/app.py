@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
+from datetime import timedelta
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -23,6 +25,7 @@ from wellcar.server.auth import Tokens
 from wellcar.server.clock import Clock, utc_now
 from wellcar.server.db.engine import READ_ONLY, create_db_engine, migrate
 from wellcar.server.fleetlock import FleetLock
+from wellcar.server.instance_pruning import prune_periodically
 from wellcar.server.metrics import ServerMetrics
 from wellcar.server.omaha_endpoint import OmahaContext, OmahaEndpoint
 from wellcar.server.settings import ServerSettings
@@ -73,7 +76,15 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(migrate, engine)
+        pruner = None
+        if settings.prune_instances_after_days is not None:
+            retention = timedelta(days=settings.prune_instances_after_days)
+            pruner = asyncio.create_task(prune_periodically(engine, clock, retention))
         yield
+        if pruner is not None:
+            pruner.cancel()
+            with suppress(asyncio.CancelledError):
+                await pruner
         engine.dispose()
 
     app = FastAPI(

@@ -20,6 +20,7 @@ ENV_FLEETLOCK_SLOTS = "WELLCAR_SERVE_FLEETLOCK_DEFAULT_SLOTS"
 ENV_LOG_LEVEL = "WELLCAR_SERVE_LOG_LEVEL"
 ENV_LOG_FORMAT = "WELLCAR_SERVE_LOG_FORMAT"
 ENV_CONSOLE = "WELLCAR_SERVE_CONSOLE"
+ENV_PRUNE_DAYS = "WELLCAR_SERVE_PRUNE_INSTANCES_AFTER_DAYS"
 
 
 def settings_to_env(settings: ServerSettings) -> dict[str, str]:
@@ -35,6 +36,8 @@ def settings_to_env(settings: ServerSettings) -> dict[str, str]:
         env[ENV_DATABASE] = settings.database_url
     if settings.omaha_path_suffix:
         env[ENV_SUFFIX] = settings.omaha_path_suffix
+    if settings.prune_instances_after_days is not None:
+        env[ENV_PRUNE_DAYS] = str(settings.prune_instances_after_days)
     return env
 
 
@@ -52,6 +55,9 @@ def app_from_env() -> FastAPI:
         console=ConsoleSettings.from_json(os.environ[ENV_CONSOLE])
         if ENV_CONSOLE in os.environ
         else ConsoleSettings(),
+        prune_instances_after_days=int(os.environ[ENV_PRUNE_DAYS])
+        if ENV_PRUNE_DAYS in os.environ
+        else None,
     )
     # A worker process of `--workers N` starts with Python's default logging (bare
     # messages, warnings only): give it the same lines as the parent.
