@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 
 from wellcar.omaha import FLATCAR_APP_ID
 from wellcar.server.api.app import create_app
+from wellcar.server.api.asgi import app_from_env, settings_to_env
 from wellcar.server.data.applications import canonical_uuid
 from wellcar.server.db import schema as t
 from wellcar.server.instance_pruning import prune_instances
@@ -148,3 +149,14 @@ def test_serve_prunes_when_told_to(data_dir: Path, clock: FakeClock) -> None:
         check_in(c, "kept-node")
         clock.advance(days=400)
         assert rows(engine_of(c), "kept-node")["instance"] == 1
+
+
+def test_worker_processes_get_the_retention_setting(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = ServerSettings(data_dir, prune_instances_after_days=9)
+    for name, value in settings_to_env(settings).items():
+        monkeypatch.setenv(name, value)
+    worker_app = app_from_env()
+    assert worker_app.state.settings.prune_instances_after_days == 9
+    worker_app.state.engine.dispose()
