@@ -13,6 +13,8 @@ from wellcar.release.errors import ReleaseError
 
 BOARDS: tuple[str, ...] = ("amd64-usr", "arm64-usr")
 DEFAULT_BOARD = "amd64-usr"
+# The architecture each board builds for, as stream feeds and `uname -m` name it.
+BOARD_ARCHITECTURES: dict[str, str] = {"amd64-usr": "x86_64", "arm64-usr": "aarch64"}
 
 
 class BoardError(ReleaseError):

@@ -26,6 +26,8 @@ from wellcar.release.digests import DIGESTS, SIGNATURE, ReleaseIdentity, write_s
 from wellcar.release.errors import PromotionError, ReleaseError, VersionExistsError
 from wellcar.release.image_artifacts import artifact_for_build_name, publish_artifact
 from wellcar.release.notes import FRAGMENT_SECTIONS, major_software, read_fragments, render_notes
+from wellcar.release.site import write_release_page
+from wellcar.release.streams import write_streams
 from wellcar.release.tree import NOTES, RECORD, ArtifactInfo, ReleaseRecord, ReleaseTree
 from wellcar.trust.errors import TrustError
 from wellcar.trust.keys import Keyring
@@ -223,6 +225,8 @@ def _release(
         raise
     tree.set_current(record)
     tree.write_feeds()
+    write_streams(tree)
+    write_release_page(tree, now)
     return ReleaseOutcome(record, final, result.published)
 
 

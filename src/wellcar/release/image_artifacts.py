@@ -43,10 +43,26 @@ ZSTD_LEVEL = 3
 
 
 @dataclass(frozen=True)
+class StreamPlace:
+    """Where an artifact appears in a channel's stream feed (release/streams.py), as in
+    Fedora CoreOS's stream metadata: ``artifacts.<platform>.formats.<format>.<role>``."""
+
+    platform: str  # "metal", "qemu", "aws", ...
+    format: str  # "raw", "iso", "pxe", "qcow2"; the stored compression is appended
+    role: str  # "disk"; PXE: "kernel", "initramfs", "rootfs", "install"
+
+
+@dataclass(frozen=True)
 class ImageArtifact:
     build_name: str  # the file in the build directory
     compression: Compression  # how it is stored in the release tree
     what: str  # one line for docs and messages
+    stream: StreamPlace | None = None  # None: not an image a user downloads to boot
+
+    @property
+    def stream_format(self) -> str | None:
+        """The format key in a stream feed: ``raw.zst`` for a zstd-compressed raw image."""
+        return self.stream.format + self.compression.suffix if self.stream else None
 
     @property
     def tree_name(self) -> str:
@@ -54,10 +70,15 @@ class ImageArtifact:
         return self.build_name + self.compression.suffix
 
 
+METAL = "metal"
 DISK_IMAGE = ImageArtifact(
-    "disk.img", Compression.ZSTD, "the whole disk (GPT, ESP, USR-A/B, OEM, ROOT): `wellcar install`"
+    "disk.img",
+    Compression.ZSTD,
+    "the whole disk (GPT, ESP, USR-A/B, OEM, ROOT): `wellcar install`",
+    StreamPlace(METAL, "raw", "disk"),
 )
 # The one table. The order is the order of SHA256SUMS hints and docs.
+# fmt: off
 IMAGE_ARTIFACTS: tuple[ImageArtifact, ...] = (
     DISK_IMAGE,
     ImageArtifact("usr.img", Compression.NONE, "the erofs /usr with its dm-verity hash tree"),
@@ -65,17 +86,26 @@ IMAGE_ARTIFACTS: tuple[ImageArtifact, ...] = (
     ImageArtifact("vmlinuz", Compression.NONE, "the kernel"),
     ImageArtifact("initrd.img", Compression.NONE, "the initramfs"),
     # The live media (docs/live.md): compressed inside already, stored as built.
-    ImageArtifact(LIVE_ISO, Compression.NONE, "the hybrid live ISO (UEFI; CD and USB stick)"),
-    ImageArtifact(LIVE_KERNEL, Compression.NONE, "PXE: the kernel"),
-    ImageArtifact(LIVE_INITRD, Compression.NONE, "PXE: the live initrd (it names the /usr hash)"),
-    ImageArtifact(LIVE_USR, Compression.NONE, "PXE: /usr as an initrd archive"),
-    ImageArtifact(LIVE_INSTALL, Compression.NONE, "PXE: the install image as an initrd archive"),
-    # Platform images (`wellcar build --platform`): one row per file.
+    ImageArtifact(LIVE_ISO, Compression.NONE, "the hybrid live ISO (UEFI; CD and USB stick)",
+                  StreamPlace(METAL, "iso", "disk")),
+    ImageArtifact(LIVE_KERNEL, Compression.NONE, "PXE: the kernel",
+                  StreamPlace(METAL, "pxe", "kernel")),
+    ImageArtifact(LIVE_INITRD, Compression.NONE, "PXE: the live initrd (it names the /usr hash)",
+                  StreamPlace(METAL, "pxe", "initramfs")),
+    ImageArtifact(LIVE_USR, Compression.NONE, "PXE: /usr as an initrd archive",
+                  StreamPlace(METAL, "pxe", "rootfs")),
+    ImageArtifact(LIVE_INSTALL, Compression.NONE, "PXE: the install image as an initrd archive",
+                  StreamPlace(METAL, "pxe", "install")),
+    # Platform images (`wellcar build --platform`): one row per file. The metal platform's
+    # raw image has the same place as disk.img; a stream lists the first row it finds there.
     *(
-        ImageArtifact(f.build_name, Compression.ZSTD if f.compress else Compression.NONE, f.what)
+        ImageArtifact(f.build_name, Compression.ZSTD if f.compress else Compression.NONE, f.what,
+                      StreamPlace(f.platform, f.format,
+                                  "descriptor" if f.format == "ovf" else "disk"))
         for f in platform_release_files()
     ),
 )
+# fmt: on
 
 
 def artifact_for_build_name(name: str) -> ImageArtifact:
