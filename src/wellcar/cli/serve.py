@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -18,6 +19,7 @@ from wellcar.server.errors import ServerError
 from wellcar.server.fleetlock import MAX_FLEETLOCK_SLOTS
 from wellcar.server.logging_setup import configure_server_logging
 from wellcar.server.settings import DEFAULT_FLEETLOCK_SLOTS, ServerSettings
+from wellcar.server.syncer import DEFAULT_SYNC_INTERVAL, SyncSettings
 
 console = Console(stderr=True)
 
@@ -72,6 +74,37 @@ def serve(
             "days, checked hourly (default: keep every instance, as Nebraska does)",
         ),
     ] = None,
+    sync_from: Annotated[
+        str | None,
+        typer.Option(
+            metavar="URL",
+            help="Follow an upstream Omaha server's alpha/beta/stable/edge/lts-* channels "
+            "(its /v1/update/ URL), as Nebraska's syncer",
+        ),
+    ] = None,
+    sync_interval: Annotated[
+        int, typer.Option(min=60, metavar="SECONDS", help="Seconds between sync rounds")
+    ] = int(DEFAULT_SYNC_INTERVAL.total_seconds()),
+    sync_packages_url: Annotated[
+        str | None,
+        typer.Option(
+            metavar="TEMPLATE",
+            help="Where the upstream keeps each version's payload, {{VERSION}} and {{ARCH}} "
+            "replaced (default: derived from the upstream's answer)",
+        ),
+    ] = None,
+    host_packages: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="DIR",
+            help="With --sync-from: download the payloads (checked) into DIR and serve them "
+            "at /flatcar/",
+        ),
+    ] = None,
+    public_url: Annotated[
+        str | None,
+        typer.Option(metavar="URL", help="This server's URL as nodes reach it (hosted packages)"),
+    ] = None,
     console_auth: Annotated[
         ConsoleAuth,
         typer.Option(
@@ -113,6 +146,15 @@ def serve(
         log_level=log_level,
         log_format=log_format.value,
         prune_instances_after_days=prune_instances_after,
+        sync=SyncSettings(
+            sync_from,
+            timedelta(seconds=sync_interval),
+            host_packages,
+            public_url,
+            sync_packages_url,
+        )
+        if sync_from
+        else None,
         console=ConsoleSettings(
             auth=console_auth,
             oidc=OidcSettings(
@@ -131,6 +173,10 @@ def serve(
     configure_server_logging(log_level, log_format.value)
     try:
         settings.console.check()
+        if settings.sync is not None:
+            settings.sync.check()
+        elif host_packages is not None:
+            raise ServerError("--host-packages needs --sync-from (it hosts the synced payloads)")
         prepare(settings)
     except ServerError as exc:
         console.print(f"[red]error:[/red] {exc}")

@@ -110,6 +110,8 @@ class PlatformFile:
     build_name: str
     compress: bool  # worth compressing when published
     what: str
+    platform: str  # Platform.name
+    format: str  # the image format's extension ("qcow2"), or "ovf" for the descriptor
 
 
 def platform_release_files() -> tuple[PlatformFile, ...]:
@@ -118,8 +120,10 @@ def platform_release_files() -> tuple[PlatformFile, ...]:
     for platform in PLATFORMS:
         image, *descriptor = platform_files(platform)
         fmt = platform.image_format
-        found.append(PlatformFile(image, fmt.compressible, f"the {platform.name} image ({fmt})"))
-        found += [PlatformFile(n, False, f"the {platform.name} OVF descriptor") for n in descriptor]
+        found.append(PlatformFile(image, fmt.compressible, f"the {platform.name} image ({fmt})",
+                                  platform.name, fmt.value))  # fmt: skip
+        found += [PlatformFile(n, False, f"the {platform.name} OVF descriptor", platform.name,
+                               OVF_SUFFIX.lstrip(".")) for n in descriptor]  # fmt: skip
     return tuple(found)
 
 

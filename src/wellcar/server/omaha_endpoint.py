@@ -185,7 +185,9 @@ class OmahaEndpoint:
                         last = len(result.packages) - 1
                         out.updatecheck = UpdateCheckResponse(
                             status="ok",
-                            urls=[result.packages[0].url],
+                            # The target's URL, as Nebraska: one URL list serves every
+                            # manifest, so a syncer derives the floors' (server/syncer.py).
+                            urls=[result.packages[-1].url],
                             manifests=[
                                 manifest_for(p, multi=multi, is_target=i == last)
                                 for i, p in enumerate(result.packages)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from wellcar.server.console_settings import ConsoleSettings
 from wellcar.server.db.engine import sqlite_url
+from wellcar.server.syncer import SyncSettings
 
 DEFAULT_MAX_BODY = 64 * 1024
 DEFAULT_FLEETLOCK_SLOTS = 1  # reboot slots of a FleetLock group nobody configured
@@ -27,6 +28,7 @@ class ServerSettings:
     # Instance retention (server/instance_pruning.py): days without a check-in after which
     # an instance is forgotten; None keeps every instance, as Nebraska does.
     prune_instances_after_days: int | None = None
+    sync: SyncSettings | None = None  # follow an upstream's channels (server/syncer.py)
 
     @property
     def effective_database_url(self) -> str:

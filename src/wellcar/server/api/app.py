@@ -15,6 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import Route
+from starlette.staticfiles import StaticFiles
 
 from wellcar.logline import log_fields
 from wellcar.omaha import OmahaParseError, parse_request, render_response
@@ -29,6 +30,7 @@ from wellcar.server.instance_pruning import prune_periodically
 from wellcar.server.metrics import ServerMetrics
 from wellcar.server.omaha_endpoint import OmahaContext, OmahaEndpoint
 from wellcar.server.settings import ServerSettings
+from wellcar.server.syncer import HOSTED_PATH, Syncer, sync_periodically
 
 log = logging.getLogger("wellcar.server")
 XML = "text/xml; charset=utf-8"
@@ -76,15 +78,18 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(migrate, engine)
-        pruner = None
+        tasks = []
         if settings.prune_instances_after_days is not None:
             retention = timedelta(days=settings.prune_instances_after_days)
-            pruner = asyncio.create_task(prune_periodically(engine, clock, retention))
+            tasks.append(asyncio.create_task(prune_periodically(engine, clock, retention)))
+        if settings.sync is not None:
+            syncer = Syncer(engine, clock, settings.sync)
+            tasks.append(asyncio.create_task(sync_periodically(syncer)))
         yield
-        if pruner is not None:
-            pruner.cancel()
+        for task in tasks:
+            task.cancel()
             with suppress(asyncio.CancelledError):
-                await pruner
+                await task
         engine.dispose()
 
     app = FastAPI(
@@ -151,5 +156,10 @@ def create_app(
     app.include_router(fleetlock_api.protocol_router)
     app.include_router(api_router)
     app.include_router(fleetlock_api.router, prefix="/api")
+    if settings.sync is not None and settings.sync.host_packages_dir is not None:
+        # Payloads the syncer downloaded (checked before they were kept), for the nodes.
+        hosted = settings.sync.host_packages_dir
+        hosted.mkdir(parents=True, exist_ok=True)
+        app.mount(HOSTED_PATH.rstrip("/"), StaticFiles(directory=hosted), name="hosted-packages")
     mount_console(app, settings, tokens)
     return app
