@@ -207,3 +207,35 @@ def test_mount_units_are_named_as_systemd_escape_names_them(path: str) -> None:
     (unit,) = transpile(text).config["systemd"]["units"]
     assert unit["name"] == expected
     assert f"Where={path}" in unit["contents"]
+
+
+# --- modes written in decimal (Butane's ErrDecimalMode verdicts) ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "mode", "refused"),
+    [
+        ("files", "0644", False),
+        ("files", "644", True),  # 0o1204: sticky, owner -w-
+        ("files", "600", True),
+        ("files", "755", True),
+        ("files", "0", False),  # no permissions is reasonable
+        ("files", "420", False),  # 0o644 written in decimal on purpose
+        ("files", "888", False),  # no octal reading: not this mistake
+        ("directories", "0755", False),
+        ("directories", "755", True),
+        ("directories", "1777", True),  # 0o3361 (-wx owner); 0o1777 is /tmp's mode
+        ("directories", "01777", False),
+    ],
+)  # fmt: skip
+def test_a_mode_written_in_decimal_is_refused(kind: str, mode: str, refused: bool) -> None:
+    text = (
+        f"variant: flatcar\nversion: 1.0.0\nstorage:\n  {kind}:\n    - path: /x\n"
+        f"      mode: {mode}\n"
+    )
+    if not refused:
+        transpile(text)
+        return
+    with pytest.raises(ConfigInvalidError, match="remember to add a leading zero") as raised:
+        transpile(text)
+    assert f"$.storage.{kind}.0.mode" in str(raised.value)

@@ -179,6 +179,72 @@ def _trees(trees: Any, translator: _Translator, report: Report) -> list[dict[str
     return files
 
 
+# --- modes written in decimal ---------------------------------------------------------------
+# YAML reads `mode: 644` as the number 644 (0o1204: sticky, -w- for the owner), almost never
+# what was meant. As Butane, such a mode is an error when it is odd as written and would be
+# an ordinary mode read as octal.
+DECIMAL_MODE_MESSAGE = (
+    "unreasonable mode would be reasonable if specified in octal; remember to add a "
+    "leading zero (0644, not 644)"
+)
+
+
+def octal_reading(mode: int) -> int | None:
+    """``mode``'s decimal digits read as octal (644 -> 0o644); None if a digit is 8 or 9."""
+    if not 0 <= mode <= 7777:
+        return None
+    digits = str(mode)
+    return None if any(d in "89" for d in digits) else int(digits, 8)
+
+
+def is_ordinary_mode(mode: int, directory: bool) -> bool:
+    """A mode people set on purpose: each less specific class has no bit the more specific
+    lacks, readable by someone, nothing writable or executable without read, and no
+    special bit where it makes no sense."""
+    if mode == 0:
+        return True  # no permissions: root ignores mode bits anyway
+    classes = [(mode >> shift) & 7 for shift in (0, 3, 6)]  # other, group, owner
+    seen_r = seen_w = seen_x = False
+    for bits in classes:
+        r, w, x = bool(bits & 4), bool(bits & 2), bool(bits & 1)
+        if (seen_r and not r) or (seen_w and not w) or (seen_x and not x):
+            return False
+        if x and seen_r and not seen_x:  # rwxr-----: others read but do not execute
+            return False
+        if (w or x) and not r:
+            return False
+        seen_r, seen_w, seen_x = seen_r or r, seen_w or w, seen_x or x
+    if not seen_r:
+        return False
+    if directory:
+        return seen_x and not mode & 0o4000 and (not mode & 0o3000 or seen_w)
+    if mode & 0o6000 and (not seen_x or mode & 0o002):
+        return False
+    return not mode & 0o1000
+
+
+def decimal_mode_mistake(mode: int, directory: bool) -> bool:
+    meant = octal_reading(mode)
+    return (
+        meant is not None
+        and not is_ordinary_mode(mode, directory)
+        and is_ordinary_mode(meant, directory)
+    )
+
+
+def _check_decimal_modes(out: dict[str, Any], report: Report) -> None:
+    storage = out.get("storage")
+    if not isinstance(storage, dict):
+        return
+    for kind, directory in (("files", False), ("directories", True)):
+        for index, node in enumerate(storage.get(kind) or []):
+            mode = node.get("mode") if isinstance(node, dict) else None
+            if isinstance(mode, bool) or not isinstance(mode, int):
+                continue
+            if decimal_mode_mistake(mode, directory):
+                report.error(f"$.storage.{kind}.{index}.mode", DECIMAL_MODE_MESSAGE)
+
+
 def transpile(text: str, files_dir: Path | None = None, *, strict: bool = False) -> Transpiled:
     """Ignition JSON data for Butane YAML; raises ConfigInvalidError on errors (or, with
     strict, on warnings too)."""
@@ -220,6 +286,7 @@ def transpile(text: str, files_dir: Path | None = None, *, strict: bool = False)
             and (fs.get("path") or fs.get("format") == "swap")  # swap needs no path
         ):
             _add_generated_unit(out, _mount_unit(fs))
+    _check_decimal_modes(out, report)
     if not report.has_errors:
         try:
             report.extend(parse_config(json.dumps(out).encode(), "butane").report)
