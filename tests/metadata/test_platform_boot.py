@@ -33,7 +33,7 @@ from wellcar.vm import GuestForward, Vm, VmConfig, free_loopback_port
 from wellcar.vm.config import LINK_LOCAL_NET
 
 from ..system.builds import OsBuilds
-from .emulators import ec2_service, gce_service, openstack_meta_data, serve
+from .emulators import Service, ec2_service, gce_service, openstack_meta_data, serve
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 QEMU_TOOLS = ("qemu-system-x86_64", "qemu-img", "ssh", "ssh-keygen", "mkfs.vfat", "mcopy")
@@ -105,14 +105,13 @@ def skip_without_qemu() -> None:
         pytest.skip(f"needs {', '.join(missing)}")
 
 
-def test_aws_image_takes_hostname_key_and_config_from_imdsv2(
-    os_builds: OsBuilds, tmp_path: Path, cloud_key: tuple[Path, str]
-) -> None:
-    skip_without_qemu()
-    key, public = cloud_key
-    hostname = "ip-172-31-5-6.imds-test.internal"
-    service = ec2_service(hostname, public, user_data("imds user data\n"))
-    disk = platform_disk(os_builds, "aws", tmp_path)
+def boot_against_service(
+    os_builds: OsBuilds, tmp_path: Path, platform: str, service: Service, key: Path
+) -> list[list[str]]:
+    """Boot ``platform``'s image with ``service`` at 169.254.169.254:80; the node's report
+    once it has provisioned from the service's user data."""
+    disk = platform_disk(os_builds, platform, tmp_path)
+    ignition_id = platform_named(platform).platform_id.ignition
     port = free_loopback_port()
     with serve(service, port):
         config = VmConfig(
@@ -120,11 +119,22 @@ def test_aws_image_takes_hostname_key_and_config_from_imdsv2(
             ssh_port=free_loopback_port(),
             guest_network=LINK_LOCAL_NET,
             guest_forwards=(GuestForward("169.254.169.254", 80, port),),
-            serial_log=tmp_path / "aws-serial.log",
+            serial_log=tmp_path / f"{platform}-serial.log",
         )
         with Vm(config) as vm:
-            vm.wait_for_line(r"provisioned from aws user data", BOOT_TIMEOUT)
-            name, provisioned, attributes, cmdline, oem, unit = node_report(vm, key)
+            vm.wait_for_line(rf"provisioned from {ignition_id} user data", BOOT_TIMEOUT)
+            return node_report(vm, key)
+
+
+def test_aws_image_takes_hostname_key_and_config_from_imdsv2(
+    os_builds: OsBuilds, tmp_path: Path, cloud_key: tuple[Path, str]
+) -> None:
+    skip_without_qemu()
+    key, public = cloud_key
+    hostname = "ip-172-31-5-6.imds-test.internal"
+    service = ec2_service(hostname, public, user_data("imds user data\n"))
+    report = boot_against_service(os_builds, tmp_path, "aws", service, key)
+    name, provisioned, attributes, cmdline, oem, unit = report
     assert name == [hostname]
     assert provisioned == ["imds user data"]
     assert "COREOS_EC2_IPV4_LOCAL=172.31.5.6" in attributes
@@ -182,19 +192,8 @@ def test_gce_image_reads_the_metadata_server_with_its_flavor_header(
     key, public = cloud_key
     hostname = "gce-node.c.wellcar-test.internal"
     service = gce_service(hostname, public, user_data("gce user data\n"))
-    disk = platform_disk(os_builds, "gce", tmp_path)
-    port = free_loopback_port()
-    with serve(service, port):
-        config = VmConfig(
-            image=disk,
-            ssh_port=free_loopback_port(),
-            guest_network=LINK_LOCAL_NET,
-            guest_forwards=(GuestForward("169.254.169.254", 80, port),),
-            serial_log=tmp_path / "gce-serial.log",
-        )
-        with Vm(config) as vm:
-            vm.wait_for_line(r"provisioned from gcp user data", BOOT_TIMEOUT)
-            name, provisioned, attributes, cmdline, oem, unit = node_report(vm, key)
+    report = boot_against_service(os_builds, tmp_path, "gce", service, key)
+    name, provisioned, attributes, cmdline, oem, unit = report
     assert name == [hostname]
     assert provisioned == ["gce user data"]
     assert f"COREOS_GCE_HOSTNAME={hostname}" in attributes

@@ -48,3 +48,12 @@ def client(data_dir: Path, clock: FakeClock) -> Iterator[TestClient]:
     with TestClient(app) as c:
         c.headers["Authorization"] = f"Bearer {ADMIN_TOKEN}"
         yield c
+
+
+@pytest.fixture
+def pg_client(data_dir: Path, clock: FakeClock, postgres_url: str) -> Iterator[TestClient]:
+    """The app on the session's PostgreSQL (tests/conftest.py starts the cluster)."""
+    app = create_app(ServerSettings(data_dir=data_dir, database_url=postgres_url), clock=clock)
+    with TestClient(app) as c:
+        c.headers["Authorization"] = f"Bearer {ADMIN_TOKEN}"
+        yield c

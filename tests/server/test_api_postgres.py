@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-
-from wellcar.server.api.app import create_app
-from wellcar.server.settings import ServerSettings
 
 from . import (
     test_api_apps,
@@ -21,17 +17,9 @@ from . import (
     test_api_stats,
 )
 from .api_support import Fleet
-from .conftest import ADMIN_TOKEN, FakeClock
+from .conftest import FakeClock
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-def pg_client(data_dir: Path, clock: FakeClock, postgres_url: str) -> Iterator[TestClient]:
-    app = create_app(ServerSettings(data_dir=data_dir, database_url=postgres_url), clock=clock)
-    with TestClient(app) as c:
-        c.headers["Authorization"] = f"Bearer {ADMIN_TOKEN}"
-        yield c
 
 
 def _with_fleet(test: Callable[..., None]) -> Callable[[TestClient, FakeClock], None]:

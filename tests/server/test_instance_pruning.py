@@ -4,7 +4,6 @@ everything still checking in stays."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from wellcar.server.db import schema as t
 from wellcar.server.instance_pruning import prune_instances
 from wellcar.server.settings import ServerSettings
 
-from .conftest import ADMIN_TOKEN, FakeClock
+from .conftest import FakeClock
 from .fleet_seed import Seed
 from .omaha_client import Node, post
 
@@ -116,14 +115,6 @@ def test_a_pruned_instance_that_comes_back_is_a_new_instance(
 def test_the_retention_period_must_be_positive(client: TestClient, clock: FakeClock) -> None:
     with pytest.raises(ValueError, match="positive"):
         prune_instances(engine_of(client), clock(), timedelta(0))
-
-
-@pytest.fixture
-def pg_client(data_dir: Path, clock: FakeClock, postgres_url: str) -> Iterator[TestClient]:
-    app = create_app(ServerSettings(data_dir=data_dir, database_url=postgres_url), clock=clock)
-    with TestClient(app) as c:
-        c.headers["Authorization"] = f"Bearer {ADMIN_TOKEN}"
-        yield c
 
 
 @pytest.mark.postgres
