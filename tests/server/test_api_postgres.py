@@ -15,6 +15,7 @@ from . import (
     test_api_instances,
     test_api_packages,
     test_api_stats,
+    test_package_files,
 )
 from .api_support import Fleet
 from .conftest import FakeClock
@@ -58,6 +59,12 @@ CASES: dict[str, Callable[[TestClient, FakeClock], None]] = {
     "packages-round-trip": _with_fleet(test_api_packages.test_round_trip_of_every_field),
     "packages-list": _with_fleet(test_api_packages.test_list_is_newest_semver_first_with_search),
     "packages-blacklist": _with_fleet(test_api_packages.test_blacklist_rules),
+    "packages-extra-files": _with_fleet(
+        test_package_files.test_extra_files_round_trip_and_are_replaced_as_a_whole
+    ),
+    "packages-extra-files-omaha": _with_fleet(
+        test_package_files.test_the_manifest_offers_the_extra_files_after_the_payload
+    ),
     "instances-paging": _with_instances(
         test_api_instances.test_paging_reports_the_total_and_walks_every_instance
     ),

@@ -20,11 +20,19 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from wellcar.omaha import FLATCAR_APP_ID, Manifest, UpdateCheckResponse
+from wellcar.omaha import Package as OmahaPackage
 from wellcar.server.api.app import create_app
 from wellcar.server.api.asgi import app_from_env, settings_to_env
 from wellcar.server.data.applications import canonical_uuid
 from wellcar.server.settings import ServerSettings
-from wellcar.server.syncer import Syncer, SyncError, SyncSettings, package_url
+from wellcar.server.syncer import (
+    Syncer,
+    SyncError,
+    SyncSettings,
+    extra_file_check,
+    hosted_file_name,
+    package_url,
+)
 
 from .conftest import ADMIN_TOKEN, READ_TOKEN, FakeClock
 from .fleet_seed import Seed
@@ -35,6 +43,7 @@ FLATCAR = canonical_uuid(FLATCAR_APP_ID)
 assert FLATCAR is not None
 FLOOR, TARGET = "4400.2.0", "4459.2.2"
 PAYLOADS = {v: f"payload of {v}\n".encode() * 1000 for v in (FLOOR, TARGET)}
+OEM = b"an OEM extension payload\n" * 100  # an extra file of TARGET
 
 
 class Files:
@@ -87,6 +96,7 @@ def _ok(resp: httpx.Response) -> Any:
 def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Upstream]:
     """A real `wellcar serve`: stable at TARGET with FLOOR as a floor, for amd64."""
     files = Files({f"/{v}/update.gz": data for v, data in PAYLOADS.items()})
+    files.files[f"/{TARGET}/oem-azure.gz"] = OEM
     env = {"WELLCAR_ADMIN_TOKEN": ADMIN_TOKEN, "WELLCAR_READ_TOKEN": READ_TOKEN}
     data_dir = tmp_path_factory.mktemp("upstream")
     try:
@@ -103,6 +113,10 @@ def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Upstream]:
                         "sha256": base64.b64encode(hashlib.sha256(data).digest()).decode()
                     },
                 }  # fmt: skip
+                if version == TARGET:
+                    oem = {"name": "oem-azure.gz", "size": str(len(OEM)),
+                           "hash256": hashlib.sha256(OEM).hexdigest()}  # fmt: skip
+                    body["extra_files"] = [oem]
                 ids[version] = _ok(api.post(f"/api/apps/{app}/packages", json=body))["id"]
             stable = {"name": "stable", "package_id": ids[TARGET]}
             channel = _ok(api.post(f"/api/apps/{app}/channels", json=stable))["id"]
@@ -160,17 +174,22 @@ def test_a_round_registers_floors_and_target_and_hosts_the_payloads(
     packages = {p["version"]: p for p in _ok(client.get(f"/api/apps/{app}/packages"))["packages"]}
     for version, data in PAYLOADS.items():
         package = packages[version]
-        assert package["url"] == "http://mirror/flatcar/"
-        assert package["filename"] == f"flatcar-amd64-{version}.gz"
+        assert package["url"] == f"http://mirror/flatcar/amd64/{version}/"
+        assert package["filename"] == "update.gz"
         assert int(package["size"]) == len(data)
         digest = base64.b64decode(package["flatcar_action"]["sha256"])
         assert digest == hashlib.sha256(data).digest()
-        assert (hosted / package["filename"]).read_bytes() == data
+        assert (hosted / "amd64" / version / "update.gz").read_bytes() == data
+    # The target's extra file came along, registered and hosted under its own name.
+    (extra,) = packages[TARGET]["extra_files"]
+    assert (extra["name"], int(extra["size"])) == ("oem-azure.gz", len(OEM))
+    assert (hosted / "amd64" / TARGET / "oem-azure.gz").read_bytes() == OEM
+    assert packages[FLOOR]["extra_files"] is None
     # A node walks the floor first, sent to this server's hosted copy.
     answer = post(client, Node("node-1", "4000.2.0").check_request())
     assert answer.updatecheck is not None
     assert [m.version for m in answer.updatecheck.manifests] == [FLOOR]
-    assert answer.updatecheck.urls == ["http://mirror/flatcar/"]
+    assert answer.updatecheck.urls == [f"http://mirror/flatcar/amd64/{FLOOR}/"]
     # Nothing new upstream: the next round changes nothing and reuses the packages.
     assert syncer.sync_once() == {}
     assert len(_ok(client.get(f"/api/apps/{app}/packages"))["packages"]) == 2
@@ -191,7 +210,8 @@ def test_serve_hosts_the_synced_payloads(
                         public_url="http://mirror")  # fmt: skip
     with TestClient(create_app(ServerSettings(data_dir=data_dir, sync=gone), clock=clock)) as c:
         for version, data in PAYLOADS.items():
-            assert c.get(f"/flatcar/flatcar-amd64-{version}.gz").content == data
+            assert c.get(f"/flatcar/amd64/{version}/update.gz").content == data
+        assert c.get(f"/flatcar/amd64/{TARGET}/oem-azure.gz").content == OEM
         assert c.get("/flatcar/../data/wellcar.db").status_code == 404
 
 
@@ -229,8 +249,8 @@ def test_a_tampered_payload_is_not_hosted_and_nothing_is_registered(
         upstream.files.files[f"/{TARGET}/update.gz"] = original
     assert channel_version(client, downstream["app"], downstream["stable"]) is None
     assert _ok(client.get(f"/api/apps/{downstream['app']}/packages"))["packages"] == []
-    assert not (hosted / f"flatcar-amd64-{TARGET}.gz").exists()
-    assert [p.name for p in hosted.iterdir() if p.name.startswith(".")] == []  # no temp left
+    assert not (hosted / "amd64" / TARGET / "update.gz").exists()
+    assert [p.name for p in hosted.rglob(".*")] == []  # no temporary file left
 
 
 def test_settings_are_checked() -> None:
@@ -280,3 +300,22 @@ def test_a_packages_url_template_names_each_version() -> None:
         package_url(update, floor, "amd64", None)  # the URL names no version
     named = UpdateCheckResponse("ok", [f"http://up/amd64-usr/{TARGET}/"], update.manifests)
     assert package_url(named, floor, "amd64", None) == f"http://up/amd64-usr/{FLOOR}/"
+
+
+@pytest.mark.parametrize("name", ["../etc/passwd", "a/b", ".hidden", "..", ""])
+def test_an_upstream_file_name_that_is_a_path_is_refused(name: str) -> None:
+    with pytest.raises(SyncError, match="not a plain file name"):
+        hosted_file_name(name)
+
+
+def test_extra_files_are_checked_by_sha256_or_else_sha1() -> None:
+    data = b"x"
+    sha256, sha1 = hashlib.sha256(data), hashlib.sha1(data)
+    by_hex = OmahaPackage("f", 1, hash_sha256=sha256.hexdigest())
+    assert extra_file_check("1", by_hex) == ("sha256", sha256.hexdigest())
+    by_b64 = OmahaPackage("f", 1, hash=base64.b64encode(sha1.digest()).decode())
+    assert extra_file_check("1", by_b64) == ("sha1", sha1.hexdigest())
+    with pytest.raises(SyncError, match="no hash"):
+        extra_file_check("1", OmahaPackage("f", 1))
+    with pytest.raises(SyncError, match="not a sha256 digest"):
+        extra_file_check("1", OmahaPackage("f", 1, hash_sha256="abc"))

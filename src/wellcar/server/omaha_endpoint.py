@@ -25,7 +25,7 @@ from wellcar.server.db.engine import begin_write
 from wellcar.server.fleet_codes import LEGACY_GROUP_TRACKS, arch_from_board
 from wellcar.server.instances import ClientIdentity, register_instance
 from wellcar.server.lookup_cache import TtlCache
-from wellcar.server.omaha_reads import OfferedPackage, find_group
+from wellcar.server.omaha_reads import OfferedPackage, find_group, with_extra_files
 from wellcar.server.semver import is_valid
 from wellcar.server.updates import check_for_update, register_event
 
@@ -68,7 +68,18 @@ def manifest_for(pkg: OfferedPackage, *, multi: bool, is_target: bool) -> Manife
     manifest = Manifest(
         version=pkg.version,
         packages=[
-            Package(name=pkg.filename, size=pkg.size or 0, hash=pkg.hash or None, required=True)
+            Package(name=pkg.filename, size=pkg.size or 0, hash=pkg.hash or None, required=True),
+            # Extra files ride along, not required (as Nebraska: Flatcar's OEM payloads).
+            *(
+                Package(
+                    name=f.name,
+                    size=f.size or 0,
+                    hash=f.hash or None,
+                    hash_sha256=f.hash256 or None,
+                    required=False,
+                )
+                for f in pkg.extra_files
+            ),
         ],
         actions=actions,
     )
@@ -183,6 +194,7 @@ class OmahaEndpoint:
                         out.updatecheck = UpdateCheckResponse(status="noupdate")
                     else:
                         last = len(result.packages) - 1
+                        offered = with_extra_files(conn, result.packages)
                         out.updatecheck = UpdateCheckResponse(
                             status="ok",
                             # The target's URL, as Nebraska: one URL list serves every
@@ -190,7 +202,7 @@ class OmahaEndpoint:
                             urls=[result.packages[-1].url],
                             manifests=[
                                 manifest_for(p, multi=multi, is_target=i == last)
-                                for i, p in enumerate(result.packages)
+                                for i, p in enumerate(offered)
                             ],
                         )
                         log.info(

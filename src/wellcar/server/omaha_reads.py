@@ -7,7 +7,7 @@ the REST API's.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import Select, and_, bindparam, or_, select
@@ -44,6 +44,33 @@ class OfferedPackage:
     hash: str | None
     action: PostinstallAction | None
     floor_reason: str | None = None
+    # Extra files (Nebraska's package_file), read only when the package is offered.
+    extra_files: tuple[OfferedFile, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class OfferedFile:
+    name: str
+    size: int | None
+    hash: str | None
+    hash256: str | None
+
+
+def with_extra_files(conn: Connection, packages: list[OfferedPackage]) -> list[OfferedPackage]:
+    """The offered packages with their extra files (one query for all of them)."""
+    pf = t.package_file
+    rows = conn.execute(
+        select(pf.c.package_id, pf.c.name, pf.c.size, pf.c.hash, pf.c.hash256)
+        .where(pf.c.package_id.in_([p.id for p in packages]))
+        .order_by(pf.c.id)
+    ).all()
+    if not rows:
+        return packages
+    files: dict[str, list[OfferedFile]] = {}
+    for r in rows:
+        files.setdefault(r.package_id, []).append(OfferedFile(r.name or "", r.size, r.hash,
+                                                              r.hash256))  # fmt: skip
+    return [replace(p, extra_files=tuple(files.get(p.id, ()))) for p in packages]
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,6 +51,9 @@ from wellcar.omaha import (
     parse_response,
     render_request,
 )
+from wellcar.omaha import (
+    Package as OmahaPackage,
+)
 from wellcar.server.clock import Clock
 from wellcar.server.data import channels as channel_data
 from wellcar.server.data import floors as floor_data
@@ -219,10 +222,7 @@ class Syncer:
                         sent=frozenset({"package_id"}),
                     )  # fmt: skip
                     channel_data.update_channel(conn, _FLATCAR_APP, channel.id, changes, now)
-        except ServerError as exc:  # a data rule refused it: nothing of it was kept
-            for name in hosted.values():
-                if name is not None and self.settings.host_packages_dir is not None:
-                    (self.settings.host_packages_dir / name).unlink(missing_ok=True)
+        except ServerError as exc:  # a data rule refused it: nothing of it was registered
             raise SyncError(str(exc)) from None
         return target.version if target is not None else None
 
@@ -232,7 +232,7 @@ class Syncer:
         channel: SyncedChannel,
         update: UpdateCheckResponse,
         manifest: Manifest,
-        hosted_name: str | None,
+        hosted_url: str | None,
     ) -> str:
         offered = manifest.packages[0]
         existing = conn.execute(
@@ -251,14 +251,14 @@ class Syncer:
             return str(existing.id)
         action = manifest.actions[0] if manifest.actions else None
         arch = BOARDS[channel.arch].removesuffix("-usr")
-        url = package_url(update, manifest, arch, self.settings.packages_url)
-        filename = offered.name
-        if hosted_name is not None:
-            assert self.settings.public_url is not None
-            url = self.settings.public_url.rstrip("/") + HOSTED_PATH
-            filename = hosted_name
+        url = hosted_url or package_url(update, manifest, arch, self.settings.packages_url)
+        extra_files = [
+            package_data.NewPackageFile(f.name, f.size, f.hash, f.hash_sha256)
+            for f in manifest.packages[1:]
+        ]
         new = package_data.NewPackage(
-            type=int(PackageType.FLATCAR), version=manifest.version, url=url, filename=filename,
+            type=int(PackageType.FLATCAR), version=manifest.version, url=url,
+            filename=offered.name,
             description=None, size=offered.size, hash=offered.hash, arch=int(channel.arch),
             channels_blacklist=None,
             flatcar_action=None if action is None else package_data.FlatcarActionFields(
@@ -270,6 +270,7 @@ class Syncer:
                 metadata_size=action.metadata_size or "", deadline=action.deadline or "",
                 sent=frozenset(),
             ),
+            extra_files=extra_files,
         )  # fmt: skip
         return package_data.create_package(conn, _FLATCAR_APP, new, self.clock())
 
@@ -280,44 +281,87 @@ class Syncer:
         update: UpdateCheckResponse,
         manifest: Manifest,
     ) -> str | None:
-        """Download the payload into the hosting directory, checked; its file name there."""
+        """Download the manifest's payload and extra files into the hosting directory,
+        each checked before it is kept; the URL they are served at (None: not hosting).
+
+        Layout: ``DIR/<arch>/<version>/<name as upstream>``, so the names a node sees
+        (Flatcar's update_engine goes by an extra file's name) are the upstream's."""
         directory = self.settings.host_packages_dir
         if directory is None:
             return None
-        offered = manifest.packages[0]
-        digest = _action_sha256(manifest)
+        assert self.settings.public_url is not None
         arch = BOARDS[channel.arch].removesuffix("-usr")
-        name = f"flatcar-{arch}-{manifest.version}.gz"
-        final = directory / name
-        if final.is_file() and _sha256_file(final) == digest:
-            return name
-        base = package_url(update, manifest, arch, self.settings.packages_url)
-        url = base.rstrip("/") + "/" + offered.name
-        directory.mkdir(parents=True, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(prefix=f".{name}.", dir=directory)
-        hasher, size = hashlib.sha256(), 0
-        try:
-            with os.fdopen(fd, "wb") as out, http.stream("GET", url) as answer:
-                if answer.status_code != 200:
-                    raise SyncError(f"{url}: HTTP {answer.status_code}")
-                for chunk in answer.iter_bytes():
-                    size += len(chunk)
-                    if offered.size and size > offered.size:
-                        raise SyncError(f"{url}: larger than the {offered.size} bytes offered")
-                    hasher.update(chunk)
-                    out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-            if (offered.size and size != offered.size) or hasher.hexdigest() != digest:
-                raise SyncError(f"{url}: the download does not match the offered size and SHA-256")
-            os.replace(temporary, final)
-        except httpx.HTTPError as exc:
-            Path(temporary).unlink(missing_ok=True)
-            raise SyncError(f"{url}: {exc}") from None
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
-        return name
+        base = package_url(update, manifest, arch, self.settings.packages_url).rstrip("/")
+        here = directory / arch / manifest.version
+        here.mkdir(parents=True, exist_ok=True)
+        payload, *extras = manifest.packages
+        _download(http, f"{base}/{payload.name}", here / hosted_file_name(payload.name),
+                  payload.size, ("sha256", _action_sha256(manifest)))  # fmt: skip
+        for extra in extras:
+            _download(http, f"{base}/{extra.name}", here / hosted_file_name(extra.name), extra.size,
+                      extra_file_check(manifest.version, extra))  # fmt: skip
+        return f"{self.settings.public_url.rstrip('/')}{HOSTED_PATH}{arch}/{manifest.version}/"
+
+
+def hosted_file_name(name: str) -> str:
+    """An upstream file name as a plain name in the hosting directory (never a path)."""
+    if not name or "/" in name or "\\" in name or name in (".", "..") or name.startswith("."):
+        raise SyncError(f"upstream file name {name!r} is not a plain file name")
+    return name
+
+
+def extra_file_check(version: str, extra: OmahaPackage) -> tuple[str, str]:
+    """How an extra file is checked: its SHA-256 (hex or base64) when given, else the
+    SHA-1 every Omaha package carries; neither: it cannot be hosted."""
+    for algorithm, value in (("sha256", extra.hash_sha256), ("sha1", extra.hash)):
+        if value:
+            return algorithm, _hex_digest(value, algorithm)
+    raise SyncError(f"{version}: extra file {extra.name} has no hash to check a download by")
+
+
+def _hex_digest(value: str, algorithm: str) -> str:
+    size = hashlib.new(algorithm).digest_size
+    text = value.strip().lower()
+    if len(text) == size * 2 and all(c in "0123456789abcdef" for c in text):
+        return text
+    try:
+        raw = base64.b64decode(value.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) != size:
+        raise SyncError(f"{value!r} is not a {algorithm} digest (hex or base64)")
+    return raw.hex()
+
+
+def _download(http: httpx.Client, url: str, final: Path, size: int, check: tuple[str, str]) -> None:
+    """``url`` into ``final`` through a temporary file, kept only when ``size`` (if known)
+    and the digest match; a file already there with that digest is not fetched again."""
+    algorithm, digest = check
+    if final.is_file() and _digest_file(final, algorithm) == digest:
+        return
+    fd, temporary = tempfile.mkstemp(prefix=f".{final.name}.", dir=final.parent)
+    hasher, received = hashlib.new(algorithm), 0
+    try:
+        with os.fdopen(fd, "wb") as out, http.stream("GET", url) as answer:
+            if answer.status_code != 200:
+                raise SyncError(f"{url}: HTTP {answer.status_code}")
+            for chunk in answer.iter_bytes():
+                received += len(chunk)
+                if size and received > size:
+                    raise SyncError(f"{url}: larger than the {size} bytes offered")
+                hasher.update(chunk)
+                out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        if (size and received != size) or hasher.hexdigest() != digest:
+            raise SyncError(f"{url}: the download does not match the offered size and {algorithm}")
+        os.replace(temporary, final)
+    except httpx.HTTPError as exc:
+        Path(temporary).unlink(missing_ok=True)
+        raise SyncError(f"{url}: {exc}") from None
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 def package_url(
@@ -360,8 +404,8 @@ def _action_sha256(manifest: Manifest) -> str:
         raise SyncError(f"manifest {manifest.version}: sha256 is not base64") from None
 
 
-def _sha256_file(path: Path) -> str:
-    hasher = hashlib.sha256()
+def _digest_file(path: Path, algorithm: str) -> str:
+    hasher = hashlib.new(algorithm)
     with path.open("rb") as stream:
         for block in iter(lambda: stream.read(1 << 20), b""):
             hasher.update(block)

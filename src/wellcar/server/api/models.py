@@ -113,6 +113,20 @@ class FlatcarAction(ApiModel):
     created_ts: UtcDatetime
 
 
+class PackageFile(ApiModel):
+    """An extra file of a package: another payload in the same Omaha manifest."""
+
+    id: int
+    package_id: str
+    name: str | None
+    size: Annotated[str | None, BeforeValidator(_size_to_text)] = Field(
+        description="size in bytes, as a string like Nebraska"
+    )
+    hash: str | None = Field(description="base64 SHA-1")
+    hash256: str | None = Field(description="SHA-256")
+    created_ts: UtcDatetime
+
+
 class Package(ApiModel):
     id: str
     type: int = Field(description="1 flatcar, 2 docker, 3 rocket, 4 other")
@@ -129,6 +143,9 @@ class Package(ApiModel):
     application_id: str
     flatcar_action: FlatcarAction | None
     arch: int = Field(description="0 all, 1 amd64, 2 aarch64, 3 x86")
+    extra_files: list[PackageFile] | None = Field(
+        default=None, description="more payloads in the same manifest (null when none)"
+    )
 
 
 class FloorPackage(Package):
@@ -472,6 +489,16 @@ Filename = Annotated[str, bounded(1_000)]
 Hash = Annotated[str, bounded(200)]
 
 
+class PackageFileInput(InputModel):
+    id: int | None = Field(default=None, description="ignored: assigned by the server")
+    package_id: str | None = Field(default=None, description="ignored: the path names it")
+    name: Filename | None = None
+    size: PackageSize = None
+    hash: Hash | None = None
+    hash256: Hash | None = None
+    created_ts: str | None = Field(default=None, description="ignored")
+
+
 class PackageCreate(InputModel):
     type: PackageType = 1
     version: Version
@@ -484,6 +511,7 @@ class PackageCreate(InputModel):
     channels_blacklist: list[Ref] | None = Field(default=None, max_length=1_000)
     flatcar_action: FlatcarActionInput | None = None
     application_id: str | None = Field(default=None, description="ignored: the path names the app")
+    extra_files: list[PackageFileInput] | None = Field(default=None, max_length=100)
 
 
 class PackageUpdate(InputModel):
@@ -500,6 +528,9 @@ class PackageUpdate(InputModel):
     channels_blacklist: list[Ref] | None = Field(default=None, max_length=1_000)
     flatcar_action: FlatcarActionInput | None = None
     application_id: str | None = Field(default=None, description="ignored: the path names the app")
+    extra_files: list[PackageFileInput] | None = Field(
+        default=None, max_length=100, description="replaces the list when sent (null: none)"
+    )
 
 
 class FloorInput(InputModel):

@@ -30,6 +30,7 @@ from .models import (
     FloorChannels,
     Package,
     PackageCreate,
+    PackageFileInput,
     PackagesPage,
     PackageUpdate,
 )
@@ -43,6 +44,10 @@ def package_body(package: data.Package) -> Package:
 
 def _action_fields(action: FlatcarActionInput | None) -> data.FlatcarActionFields | None:
     return None if action is None else fields_of(action, data.FlatcarActionFields)
+
+
+def _file_fields(files: list[PackageFileInput] | None) -> list[data.NewPackageFile] | None:
+    return None if files is None else [fields_of(f, data.NewPackageFile) for f in files]
 
 
 @register(router, ep.LIST_PACKAGES)
@@ -72,7 +77,10 @@ def create_package(
     with write_tx(engine) as conn:
         resolved = resolve_app(conn, app_id)
         fields = fields_of(
-            body, data.NewPackage, flatcar_action=_action_fields(body.flatcar_action)
+            body,
+            data.NewPackage,
+            flatcar_action=_action_fields(body.flatcar_action),
+            extra_files=_file_fields(body.extra_files),
         )
         package_id = data.create_package(conn, resolved, fields, now)
         return package_body(data.get_package(conn, resolved, package_id))
@@ -92,7 +100,10 @@ def update_package(
     with write_tx(engine) as conn:
         resolved = resolve_app(conn, app_id)
         changes = fields_of(
-            body, data.PackageChanges, flatcar_action=_action_fields(body.flatcar_action)
+            body,
+            data.PackageChanges,
+            flatcar_action=_action_fields(body.flatcar_action),
+            extra_files=_file_fields(body.extra_files),
         )
         data.update_package(conn, resolved, package_id, changes, now)
         return package_body(data.get_package(conn, resolved, package_id))

@@ -11,6 +11,7 @@ from sqlalchemy.engine import Connection
 from wellcar.server.data.channels import Channel, channel_row, channels_by_id
 from wellcar.server.data.packages import (
     FlatcarAction,
+    PackageFile,
     arch_compatible,
     package_field_sets,
     package_row,
@@ -39,6 +40,7 @@ class FloorPackage:
     arch: int
     floor_reason: str | None
     is_floor: bool = True
+    extra_files: list[PackageFile] | None = None
 
 
 @dataclass(frozen=True, slots=True)

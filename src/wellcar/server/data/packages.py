@@ -34,6 +34,27 @@ class FlatcarAction:
 
 
 @dataclass(frozen=True, slots=True)
+class PackageFile:
+    """An extra file of a package (Nebraska's File): another payload in the same manifest."""
+
+    id: int
+    package_id: str
+    name: str | None
+    size: int | None
+    hash: str | None
+    hash256: str | None
+    created_ts: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class NewPackageFile:
+    name: str | None
+    size: int | None
+    hash: str | None
+    hash256: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class Package:
     id: str
     type: int
@@ -48,6 +69,7 @@ class Package:
     application_id: str
     flatcar_action: FlatcarAction | None
     arch: int
+    extra_files: list[PackageFile] | None = None  # None when it has none, as Nebraska
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +106,7 @@ class NewPackage:
     arch: int
     channels_blacklist: list[str] | None
     flatcar_action: FlatcarActionFields | None
+    extra_files: list[NewPackageFile] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +124,7 @@ class PackageChanges:
     channels_blacklist: list[str] | None
     flatcar_action: FlatcarActionFields | None
     sent: frozenset[str]
+    extra_files: list[NewPackageFile] | None = None  # sent: replaces the whole list
 
 
 def arch_compatible(channel_arch: int, package_arch: int) -> bool:
@@ -124,7 +148,12 @@ def _action(r: Any) -> FlatcarAction:
     )
 
 
-def package_fields(r: Any, blacklist: list[str], action: FlatcarAction | None) -> dict[str, Any]:
+def package_fields(
+    r: Any,
+    blacklist: list[str],
+    action: FlatcarAction | None,
+    files: list[PackageFile] | None = None,
+) -> dict[str, Any]:
     """A package row's fields, as keyword arguments of Package (and FloorPackage)."""
     return {
         "id": r["id"],
@@ -140,7 +169,43 @@ def package_fields(r: Any, blacklist: list[str], action: FlatcarAction | None) -
         "application_id": r["application_id"],
         "flatcar_action": action,
         "arch": r["arch"],
+        "extra_files": files or None,
     }
+
+
+def files_of_packages(conn: Connection, ids: Sequence[str]) -> dict[str, list[PackageFile]]:
+    """Each package's extra files, in the order they were given."""
+    found: dict[str, list[PackageFile]] = {}
+    pf = t.package_file
+    for batch in in_batches(list(ids)):
+        for r in conn.execute(select(pf).where(pf.c.package_id.in_(batch)).order_by(pf.c.id)):
+            m = r._mapping
+            found.setdefault(m["package_id"], []).append(
+                PackageFile(
+                    m["id"],
+                    m["package_id"],
+                    m["name"],
+                    m["size"],
+                    m["hash"],
+                    m["hash256"],
+                    m["created_ts"],
+                )
+            )
+    return found
+
+
+def _set_files(
+    conn: Connection, package_id: str, files: Sequence[NewPackageFile], now: datetime
+) -> None:
+    """Replace the package's extra files (as Nebraska: new rows, new ids)."""
+    conn.execute(delete(t.package_file).where(t.package_file.c.package_id == package_id))
+    for f in files:
+        conn.execute(
+            insert(t.package_file).values(
+                package_id=package_id, name=f.name, size=f.size, hash=f.hash,
+                hash256=f.hash256, created_ts=now,
+            )
+        )  # fmt: skip
 
 
 def _package_extras(
@@ -166,8 +231,9 @@ def package_field_sets(conn: Connection, rows: Sequence[Row[Any]]) -> list[dict[
     """The fields of each package row, with its blacklist and action (batched queries)."""
     ids = [r._mapping["id"] for r in rows]
     blacklists, actions = _package_extras(conn, ids)
+    files = files_of_packages(conn, ids)
     return [
-        package_fields(r._mapping, blacklists.get(i, []), actions.get(i))
+        package_fields(r._mapping, blacklists.get(i, []), actions.get(i), files.get(i))
         for r, i in zip(rows, ids, strict=True)
     ]
 
@@ -308,6 +374,8 @@ def create_package(conn: Connection, app_id: str, body: NewPackage, now: datetim
                 **_action_values(body.flatcar_action, only_sent=False),
             )
         )
+    if body.extra_files:
+        _set_files(conn, package_id, body.extra_files, now)
     return package_id
 
 
@@ -370,6 +438,8 @@ def update_package(
         conn.execute(update(t.package).where(t.package.c.id == row["id"]).values(values))
     if body.channels_blacklist is not None:
         _set_blacklist(conn, app_id, row["id"], row["arch"], body.channels_blacklist)
+    if "extra_files" in body.sent:
+        _set_files(conn, row["id"], body.extra_files or [], now)
     new_type = body.type if body.type is not None else row["type"]
     if body.flatcar_action is not None and new_type == PackageType.FLATCAR:
         fa = t.flatcar_action

@@ -59,6 +59,22 @@ package = Table(
     UniqueConstraint("application_id", "version", "arch", name="uq_package_app_version_arch"),
 )
 
+# A package's extra files (Nebraska's package_file): more payloads that ride along in the
+# same Omaha manifest, such as Flatcar's OEM and sysext images.
+package_file = Table(
+    "package_file",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("package_id", ID, ForeignKey("package.id", ondelete="CASCADE"), nullable=False),
+    Column("name", Text, nullable=True),
+    Column("size", BigInteger, nullable=True),
+    Column("hash", String(200), nullable=True),  # base64 SHA-1
+    Column("hash256", String(200), nullable=True),  # SHA-256, as the uploader gave it
+    Column("created_ts", DateTime, nullable=False),
+    sqlite_autoincrement=True,  # ids never reused, as PostgreSQL's serial (Nebraska)
+)
+Index("ix_package_file_package", package_file.c.package_id, package_file.c.id)
+
 flatcar_action = Table(
     "flatcar_action",
     metadata,
