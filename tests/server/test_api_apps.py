@@ -99,6 +99,36 @@ def test_app_embeds_groups_channels_and_active_instance_count(client: TestClient
     assert [c["name"] for c in app["channels"]] == ["stable"]
 
 
+def test_clone_from_copies_channels_without_packages_and_groups(client: TestClient) -> None:
+    """Nebraska's AddAppCloning: channels (package null) and groups (on the copied
+    channels, updates enabled); an empty clone_from clones nothing."""
+    fleet = Fleet.build(client)
+    group = {"name": "Stable", "channel_id": fleet.channel, "track": "stable",
+             "policy_updates_enabled": False, "policy_max_updates_per_period": 7}  # fmt: skip
+    ok(client.put(f"/api/apps/{fleet.app}/groups/{fleet.group}", json=group))
+    ok(client.post(f"/api/apps/{fleet.app}/groups", json={"name": "Loose", "track": "loose"}))
+    clone = ok(client.post(f"/api/apps?clone_from={fleet.app}", json={"name": "Copy"}))
+    assert [c["name"] for c in clone["channels"]] == ["stable"]
+    channel = clone["channels"][0]
+    assert channel["id"] != fleet.channel and channel["package_id"] is None
+    groups = {g["name"]: g for g in clone["groups"]}
+    assert sorted(groups) == ["Loose", "Stable"]
+    stable = groups["Stable"]
+    assert stable["id"] != fleet.group and stable["channel_id"] == channel["id"]
+    assert stable["policy_updates_enabled"] is True  # as Nebraska: a clone starts enabled
+    assert stable["policy_max_updates_per_period"] == 7 and stable["track"] == "stable"
+    assert groups["Loose"]["channel_id"] is None
+    empty = ok(client.post("/api/apps?clone_from=", json={"name": "Plain"}))
+    assert empty["channels"] is None or empty["channels"] == []
+
+
+def test_clone_from_an_unknown_app_creates_nothing(client: TestClient) -> None:
+    before = ok(client.get("/api/apps"))["totalCount"]
+    resp = client.post("/api/apps?clone_from=no-such-app", json={"name": "Copy"})
+    assert "clone_from" in error_of(resp, 400)
+    assert ok(client.get("/api/apps"))["totalCount"] == before
+
+
 def test_auth_401_without_token_403_with_read_token(client: TestClient) -> None:
     fleet = Fleet.build(client)
     anon = {"Authorization": ""}

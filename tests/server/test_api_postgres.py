@@ -54,6 +54,9 @@ CASES: dict[str, Callable[[TestClient, FakeClock], None]] = {
     ),
     "apps-conflicts": _with_fleet(test_api_apps.test_invalid_and_duplicate_ids),
     "apps-delete": _with_fleet(test_api_apps.test_delete_cascades_and_unknown_is_404),
+    "apps-clone": _with_fleet(
+        test_api_apps.test_clone_from_copies_channels_without_packages_and_groups
+    ),
     "channels-activity": _with_fleet(test_api_channels.test_package_change_is_logged_as_activity),
     "channels-floors": _with_fleet(test_api_channels.test_floors_add_list_update_remove),
     "packages-round-trip": _with_fleet(test_api_packages.test_round_trip_of_every_field),

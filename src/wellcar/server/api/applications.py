@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import Response
+from typing import Annotated
+
+from fastapi import Query, Response
 
 from wellcar.server.data import applications as data
 
@@ -52,10 +54,21 @@ def list_apps(
 
 
 @register(router, ep.CREATE_APP)
-def create_app(_: Admin, engine: EngineDep, now: Now, body: AppCreate) -> Application:
+def create_app(
+    _: Admin,
+    engine: EngineDep,
+    now: Now,
+    body: AppCreate,
+    clone_from: Annotated[
+        str | None,
+        Query(description="copy this application's channels (without packages) and groups"),
+    ] = None,
+) -> Application:
     """Create an application, optionally with a given id (stored lower-case, no braces)."""
     with write_tx(engine) as conn:
         app_id = data.create_app(conn, fields_of(body, data.NewApplication), now)
+        if clone_from and clone_from.strip():  # empty: no cloning, as Nebraska
+            data.clone_channels_and_groups(conn, clone_from.strip(), app_id, now)
         return application_body(data.get_app(conn, app_id, now))
 
 

@@ -174,6 +174,40 @@ def create_app(conn: Connection, body: NewApplication, now: datetime) -> str:
     return app_id
 
 
+def clone_channels_and_groups(
+    conn: Connection, source_ref: str, app_id: str, now: datetime
+) -> None:
+    """Nebraska's ``clone_from``: copy the source application's channels (without their
+    packages, which are not cloned) and groups (on the copied channels, updates enabled)
+    into ``app_id``. Runs in the caller's transaction, so a failure creates nothing."""
+    try:
+        source = resolve_app(conn, source_ref)
+    except NotFound:
+        raise InvalidInput(f"clone_from: no application {source_ref!r}") from None
+    channel_ids: dict[str, str] = {}
+    c = t.channel
+    for row in conn.execute(select(c).where(c.c.application_id == source).order_by(c.c.name)):
+        m = row._mapping
+        channel_ids[m["id"]] = str(uuid.uuid4())
+        conn.execute(
+            insert(c).values(
+                {**m, "id": channel_ids[m["id"]], "application_id": app_id, "package_id": None,
+                 "created_ts": now}
+            )
+        )  # fmt: skip
+    g = t.groups
+    for row in conn.execute(select(g).where(g.c.application_id == source).order_by(g.c.name)):
+        m = row._mapping
+        conn.execute(
+            insert(g).values(
+                {**m, "id": str(uuid.uuid4()), "application_id": app_id,
+                 "channel_id": channel_ids.get(m["channel_id"]) if m["channel_id"] else None,
+                 "policy_updates_enabled": True, "rollout_in_progress": False,
+                 "created_ts": now}
+            )
+        )  # fmt: skip
+
+
 def update_app(conn: Connection, app_id: str, body: ApplicationChanges) -> None:
     values: dict[str, Any] = {}
     if body.name is not None:
