@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 from wellcar.omaha import FLATCAR_APP_ID
 from wellcar.server.data.applications import canonical_uuid
 from wellcar.server.db import schema as t
-from wellcar.server.fleet_codes import ActivityClass, Arch, InstanceStatus
+from wellcar.server.fleet_codes import ActivityClass, Arch, InstanceStatus, PackageType
 
 from .conftest import FakeClock
 from .fleet_seed import Seed
@@ -357,3 +357,21 @@ def test_instance_details_recorded(
         "4000.0.0",
         "testclient",
     )
+
+
+def test_a_flatcar_package_without_an_action_is_an_internal_error(
+    client: TestClient, seed: Seed
+) -> None:
+    """As Nebraska (its manifest needs the action's sha256): `error-internal`; another
+    package type needs no action."""
+    app = seed.app(FLATCAR, "Flatcar")
+    bare = seed.package(app, "4459.2.2", action=False)
+    seed.group(app, seed.channel(app, "stable", bare), "stable")
+    answer = post(client, Node("m-bare", "4459.2.1").check_request())
+    assert answer.updatecheck is not None and answer.updatecheck.status == "error-internal"
+    other = seed.app(None, "Other")
+    pkg = seed.package(other, "2.0.0", type_=PackageType.OTHER, action=False)
+    seed.group(other, seed.channel(other, "stable", pkg), "stable")
+    answer = post(client, Node("m-other", "1.0.0", app_id=other).check_request())
+    assert answer.updatecheck is not None and answer.updatecheck.status == "ok"
+    assert answer.updatecheck.manifests[0].actions == []

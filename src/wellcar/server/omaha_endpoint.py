@@ -22,7 +22,7 @@ from wellcar.omaha import (
 from wellcar.server.clock import Clock
 from wellcar.server.data.applications import find_application
 from wellcar.server.db.engine import begin_write
-from wellcar.server.fleet_codes import LEGACY_GROUP_TRACKS, arch_from_board
+from wellcar.server.fleet_codes import LEGACY_GROUP_TRACKS, PackageType, arch_from_board
 from wellcar.server.instances import ClientIdentity, register_instance
 from wellcar.server.lookup_cache import TtlCache
 from wellcar.server.omaha_reads import OfferedPackage, find_group, with_extra_files
@@ -192,6 +192,18 @@ class OmahaEndpoint:
                         out.updatecheck = UpdateCheckResponse(status=UPDATE_INTERNAL_ERROR)
                     elif not result.packages:
                         out.updatecheck = UpdateCheckResponse(status="noupdate")
+                    elif missing := [
+                        p.version
+                        for p in result.packages
+                        if p.type is PackageType.FLATCAR and p.action is None
+                    ]:
+                        # As Nebraska: a Flatcar package needs its postinstall action (the
+                        # payload's SHA-256); without it the manifest cannot be made.
+                        log.warning(
+                            "flatcar package without an action",
+                            extra=log_fields(version=", ".join(missing), app_id=app_id),
+                        )
+                        out.updatecheck = UpdateCheckResponse(status=UPDATE_INTERNAL_ERROR)
                     else:
                         last = len(result.packages) - 1
                         offered = with_extra_files(conn, result.packages)
