@@ -9,8 +9,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from wellcar.omaha import FLATCAR_APP_ID
+from wellcar.server.api.app import create_app
 from wellcar.server.auth import Role, Tokens
+from wellcar.server.console_settings import ConsoleAuth, ConsoleSettings, OidcSettings
 from wellcar.server.data.applications import canonical_uuid
+from wellcar.server.settings import ServerSettings
 
 from .fleet_seed import Seed
 from .omaha_client import Node, post
@@ -20,6 +23,36 @@ def test_health(client: TestClient) -> None:
     resp = client.get("/health")
     assert resp.status_code == 200
     assert resp.json() == {"status": "ok"}
+
+
+NEBRASKA_CONFIG_KEYS = {  # Nebraska's spec.yaml `config` schema, by JSON name
+    "access_management_url", "nebraska_version", "logo", "title", "header_style",
+    "login_url", "auth_mode", "oidc_issuer_url", "oidc_client_id", "oidc_scopes",
+    "oidc_logout_url", "oidc_audience",
+}  # fmt: skip
+
+
+def test_config_answers_without_a_token_in_nebraskas_shape(
+    client: TestClient, data_dir: Path
+) -> None:
+    bare = TestClient(client.app)  # no Authorization header
+    config = bare.get("/config").json()
+    assert set(config) == NEBRASKA_CONFIG_KEYS
+    assert config["auth_mode"] == "token" and config["login_url"] == "/sign-in"
+    oidc = ConsoleSettings(
+        auth=ConsoleAuth.OIDC,
+        oidc=OidcSettings("https://idp.example", "wellcar-console", "secret-value", ("admin",)),
+    )
+    app = create_app(ServerSettings(data_dir=data_dir / "oidc", console=oidc))
+    with TestClient(app) as c:
+        config = c.get("/config").json()
+    assert (config["auth_mode"], config["oidc_issuer_url"], config["oidc_client_id"]) == (
+        "oidc", "https://idp.example", "wellcar-console"
+    )  # fmt: skip
+    assert "secret-value" not in str(config)  # the client secret never leaves the server
+    lab = ConsoleSettings(auth=ConsoleAuth.LAB)
+    with TestClient(create_app(ServerSettings(data_dir=data_dir / "lab", console=lab))) as c:
+        assert c.get("/config").json()["auth_mode"] == "noop"
 
 
 def test_metrics_reflect_the_fleet(client: TestClient) -> None:

@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.routing import Route
 from starlette.staticfiles import StaticFiles
 
+import wellcar
 from wellcar.logline import log_fields
 from wellcar.omaha import OmahaParseError, parse_request, render_response
 from wellcar.server.api import api_router
@@ -24,6 +25,7 @@ from wellcar.server.api import fleetlock as fleetlock_api
 from wellcar.server.api.console.mount import mount_console
 from wellcar.server.auth import Tokens
 from wellcar.server.clock import Clock, utc_now
+from wellcar.server.console_settings import ConsoleAuth
 from wellcar.server.db.engine import READ_ONLY, create_db_engine, migrate
 from wellcar.server.fleetlock import FleetLock
 from wellcar.server.instance_pruning import prune_periodically
@@ -145,6 +147,28 @@ def create_app(
         except Exception as exc:  # any database failure means "not healthy"
             return JSONResponse({"status": "unhealthy", "reason": str(exc)[:200]}, status_code=503)
         return JSONResponse({"status": "ok"})
+
+    @app.get("/config", tags=["service"])
+    def config() -> JSONResponse:
+        """Nebraska's GET /config (no auth): what a web client needs before signing in.
+        auth_mode is Nebraska's `oidc` or `noop` (no sign-in), or Wellcar's `token`."""
+        console = settings.console
+        oidc = console.oidc
+        auth_mode = {ConsoleAuth.OIDC: "oidc", ConsoleAuth.LAB: "noop"}.get(console.auth, "token")
+        return JSONResponse({
+            "access_management_url": "",
+            "nebraska_version": f"wellcar {wellcar.__version__}",
+            "logo": "",
+            "title": "Wellcar",
+            "header_style": "light",
+            "login_url": "/sign-in/oidc" if oidc is not None else "/sign-in",
+            "auth_mode": auth_mode,
+            "oidc_issuer_url": oidc.issuer_url if oidc else "",
+            "oidc_client_id": oidc.client_id if oidc else "",
+            "oidc_scopes": ",".join(oidc.scopes) if oidc else "",
+            "oidc_logout_url": "",
+            "oidc_audience": "",
+        })  # fmt: skip
 
     @app.get("/metrics", tags=["service"])
     def prometheus_metrics() -> Response:
