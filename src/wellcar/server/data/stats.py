@@ -192,37 +192,65 @@ def version_timeline(
             continue
         entries.append(_Completion(at, version or "", previous))
 
-    per_span: list[dict[str, int]] = [defaultdict(int) for _ in spans]
-    # Instances without a completed update in the window count under their version from
-    # their registration on: a bisect over sorted registration times per version.
-    steady: dict[str, list[datetime]] = defaultdict(list)
-    for instance_id, version, created in instances:
-        completions = history.get(instance_id)
-        if completions is None:
-            if not _nightly(version):
-                steady[version].append(created)
-            continue
-        before = completions[0].previous
-        if not before or before == "0.0.0.0":
-            before = None
-        k = 0
-        for i in range(bisect.bisect_left(spans, created), len(spans)):
-            while k < len(completions) and completions[k].at <= spans[i]:
-                k += 1
-            ran = completions[k - 1].version if k else before
-            if ran and not _nightly(ran):
-                per_span[i][ran] += 1
-    for version, registered in steady.items():
-        registered.sort()
-        for i, ts in enumerate(spans):
-            n = bisect.bisect_right(registered, ts)
-            if n:
-                per_span[i][version] += n
+    per_span = versions_per_span(
+        spans, [(r.instance_id, r.version, r.created_ts) for r in instances], history
+    )
     versions = sorted({v for counts in per_span for v in counts}, key=sort_key)
     return {
         ts: {v: per_span[i].get(v, 0) for v in versions}
         for i, ts in reversed(list(enumerate(spans)))
     }
+
+
+def versions_per_span(
+    spans: list[datetime],
+    instances: list[tuple[str, str, datetime]],
+    history: dict[str, list[_Completion]],
+) -> list[dict[str, int]]:
+    """How many instances ran each version at each time of ``spans``.
+
+    An instance counts from its registration on: at a time, under the version of its last
+    completed update at or before it, before its first one under the version that update
+    reported as previous, and without completed updates under its current version.
+    Nightly versions are not counted. Each instance adds a few intervals to a per-version
+    difference array (one +1 where it starts running a version, one -1 where it stops), so
+    the cost is the number of completions plus versions × times, not instances × times.
+    """
+    n = len(spans)
+    changes: dict[str, list[int]] = defaultdict(lambda: [0] * (n + 1))
+
+    def runs(version: str | None, start: int, stop: int) -> None:
+        if version and stop > start and not _nightly(version):
+            changes[version][start] += 1
+            changes[version][stop] -= 1
+
+    for instance_id, version, created in instances:
+        start = bisect.bisect_left(spans, created)
+        if start >= n:
+            continue
+        completions = history.get(instance_id)
+        if not completions:
+            runs(version, start, n)
+            continue
+        previous = completions[0].previous
+        current = None if not previous or previous == "0.0.0.0" else previous
+        position = start
+        for completion in completions:
+            # The first time at or after the completion: from there on it runs its version.
+            begins = max(bisect.bisect_left(spans, completion.at), start)
+            if begins > position:
+                runs(current, position, begins)
+                position = begins
+            current = completion.version
+        runs(current, position, n)
+    per_span: list[dict[str, int]] = [{} for _ in spans]
+    for version, deltas in changes.items():
+        running = 0
+        for i in range(n):
+            running += deltas[i]
+            if running:
+                per_span[i][version] = running
+    return per_span
 
 
 def status_timeline(
