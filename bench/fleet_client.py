@@ -34,7 +34,6 @@ from typing import cast
 from fleet_setup import TRACK, release_version
 from wellcar.omaha import (
     FLATCAR_APP_ID,
-    OS,
     AppRequest,
     Event,
     Ping,
@@ -42,6 +41,7 @@ from wellcar.omaha import (
     UpdateCheck,
     parse_response,
     render_request,
+    update_engine_request,
 )
 
 # Fixed-width placeholders: a machine id is 32 hex digits (/etc/machine-id), a boot id a
@@ -138,14 +138,7 @@ def omaha_request(step: Step, round_no: int, machine_id: str, boot_id: str) -> R
             Step.INSTALLED: (3, 1),
         }[step]
         app.events = [Event(etype, eresult)]
-    return Request(
-        version="update_engine-0.4.10",
-        updaterversion="update_engine-0.4.10",
-        installsource="scheduler",
-        ismachine=1,
-        os=OS(platform="CoreOS", version="Chateau", sp=f"{running}_x86_64"),
-        apps=[app],
-    )
+    return update_engine_request(app, running=running)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,6 @@ from fastapi.testclient import TestClient
 
 from wellcar.omaha import (
     FLATCAR_APP_ID,
-    OS,
     AppRequest,
     AppResponse,
     Event,
@@ -17,6 +16,7 @@ from wellcar.omaha import (
     UpdateCheck,
     parse_response,
     render_request,
+    update_engine_request,
 )
 
 
@@ -66,14 +66,7 @@ class Node:
         return self._wrap(app)
 
     def _wrap(self, app: AppRequest) -> Request:
-        return Request(
-            version="update_engine-0.4.10",
-            updaterversion="update_engine-0.4.10",
-            installsource="scheduler",
-            ismachine=1,
-            os=OS(platform="CoreOS", version="Chateau", sp=f"{self.version}_x86_64"),
-            apps=[app],
-        )
+        return update_engine_request(app, running=self.version)
 
 
 def post(client: TestClient, request: Request, path: str = "/v1/update/") -> AppResponse:

@@ -10,16 +10,15 @@ import httpx
 
 from wellcar.omaha import (
     FLATCAR_APP_ID,
-    OS,
     AppRequest,
     Event,
     OmahaError,
     Ping,
-    Request,
     Response,
     UpdateCheck,
     parse_response,
     render_request,
+    update_engine_request,
 )
 
 ROLLBACK_ERROR = 44
@@ -59,15 +58,7 @@ class SimulatedNode:
             updatecheck=UpdateCheck() if check else None,
             events=events,
         )
-        req = Request(
-            version="update_engine-0.4.10",
-            updaterversion="update_engine-0.4.10",
-            installsource="scheduler",
-            ismachine=1,
-            os=OS(platform="CoreOS", version="Chateau", sp=f"{self.version}_x86_64"),
-            apps=[app],
-        )
-        return render_request(req)
+        return render_request(update_engine_request(app, running=self.version))
 
     def _post(self, http: httpx.Client, url: str, body: bytes) -> Response | None:
         try:

@@ -58,6 +58,7 @@ from .model import (
     Response,
     UpdateCheck,
     UpdateCheckResponse,
+    update_engine_request,
 )
 
 __all__ = [
@@ -106,4 +107,5 @@ __all__ = [
     "render_request",
     "render_response",
     "split_error_code",
+    "update_engine_request",
 ]

@@ -79,6 +79,24 @@ class Request:
     apps: list[AppRequest] = field(default_factory=list)
 
 
+UPDATE_ENGINE_VERSION = "update_engine-0.4.10"  # what Flatcar's update_engine sends
+
+
+def update_engine_request(
+    app: AppRequest, *, running: str, updater: str = UPDATE_ENGINE_VERSION
+) -> Request:
+    """``app`` wrapped as Flatcar's update_engine sends it: a scheduled, machine-wide
+    request from "CoreOS Chateau" with the running version and arch as service pack."""
+    return Request(
+        version=updater,
+        updaterversion=updater,
+        installsource="scheduler",
+        ismachine=1,
+        os=OS(platform="CoreOS", version="Chateau", sp=f"{running}_x86_64"),
+        apps=[app],
+    )
+
+
 # --- response ----------------------------------------------------------------
 
 

@@ -41,15 +41,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from wellcar.logline import log_fields
 from wellcar.omaha import (
     FLATCAR_APP_ID,
-    OS,
     AppRequest,
     Manifest,
     OmahaParseError,
-    Request,
     UpdateCheck,
     UpdateCheckResponse,
     parse_response,
     render_request,
+    update_engine_request,
 )
 from wellcar.omaha import (
     Package as OmahaPackage,
@@ -165,13 +164,9 @@ class Syncer:
             updatecheck=UpdateCheck(),
             multi_manifest_ok=True,
         )
-        request = Request(
-            version="CoreOSUpdateEngine-0.1.0.0",
-            updaterversion="CoreOSUpdateEngine-0.1.0.0",
-            installsource="scheduler",
-            ismachine=1,
-            os=OS(platform="CoreOS", version="Chateau", sp=f"{channel.version}_x86_64"),
-            apps=[app],
+        # Nebraska's syncer names itself as the old CoreOS update engine.
+        request = update_engine_request(
+            app, running=channel.version, updater="CoreOSUpdateEngine-0.1.0.0"
         )
         return render_request(request)
 
