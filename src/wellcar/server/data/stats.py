@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, or_, select
+from sqlalchemy import ColumnElement, String, and_, case, func, or_, select, type_coerce
 from sqlalchemy.engine import Connection
 
 from wellcar.server.data.durations import parse_duration
@@ -124,6 +124,17 @@ def instances_stats(
     return InstancesStats(**{k: int(v) for k, v in row._mapping.items()})
 
 
+def _raw_time(column: ColumnElement[datetime]) -> ColumnElement[Any]:
+    """A timestamp column fetched without SQLAlchemy's SQLite DateTime processing (a regex
+    per value, most of a 100k-row timeline's time): SQLite gives the stored ISO text,
+    PostgreSQL's driver a datetime; _as_datetime reads either."""
+    return type_coerce(column, String)
+
+
+def _as_datetime(value: str | datetime) -> datetime:
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+
+
 def _time_series(now: datetime, duration: str) -> tuple[list[datetime], timedelta]:
     window, step = parse_duration(duration)
     count = int(window / step)
@@ -151,7 +162,7 @@ def version_timeline(
     spans, _step = _time_series(now, duration)
     window_start = spans[0]
     instances = conn.execute(
-        select(ia.c.instance_id, ia.c.version, ia.c.created_ts).where(
+        select(ia.c.instance_id, ia.c.version, _raw_time(ia.c.created_ts)).where(
             ia.c.group_id == group_id,
             ia.c.last_check_for_updates >= window_start,
             not_fake(ia.c.instance_id),
@@ -162,7 +173,7 @@ def version_timeline(
     # Completed updates in the window. Filtered to the active instances in Python: joining
     # instance_application here lets SQLite pick a quadratic plan.
     completed = conn.execute(
-        select(h.c.instance_id, h.c.version, h.c.created_ts, e.c.previous_version)
+        select(h.c.instance_id, h.c.version, _raw_time(h.c.created_ts), e.c.previous_version)
         .select_from(
             h.outerjoin(
                 e,
@@ -181,20 +192,20 @@ def version_timeline(
         )
         .order_by(h.c.instance_id, h.c.created_ts)
     ).all()
-    active = {r.instance_id for r in instances}
+    registered = [(i, v, _as_datetime(c)) for i, v, c in instances]
+    active = {i for i, _, _ in registered}
     history: dict[str, list[_Completion]] = defaultdict(list)
-    for instance_id, version, at, previous in completed:
+    for instance_id, version, raw_at, previous in completed:
         if instance_id not in active:
             continue
+        at = _as_datetime(raw_at)
         entries = history[instance_id]
         if entries and entries[-1].at == at:
             entries[-1].previous = entries[-1].previous or previous
             continue
         entries.append(_Completion(at, version or "", previous))
 
-    per_span = versions_per_span(
-        spans, [(r.instance_id, r.version, r.created_ts) for r in instances], history
-    )
+    per_span = versions_per_span(spans, registered, history)
     versions = sorted({v for counts in per_span for v in counts}, key=sort_key)
     return {
         ts: {v: per_span[i].get(v, 0) for v in versions}
@@ -261,7 +272,7 @@ def status_timeline(
     spans, step = _time_series(now, duration)
     h = t.instance_status_history
     rows = conn.execute(
-        select(h.c.status, h.c.version, h.c.created_ts).where(
+        select(h.c.status, h.c.version, _raw_time(h.c.created_ts)).where(
             h.c.group_id == group_id,
             h.c.created_ts >= spans[0] - step,
             h.c.created_ts < now,
@@ -270,15 +281,16 @@ def status_timeline(
     ).all()
     buckets: dict[datetime, dict[str, dict[str, int]]] = {ts: {} for ts in spans}
     statuses: set[str] = set()
-    for r in rows:
+    for status, row_version, raw_created in rows:
+        created = _as_datetime(raw_created)
         # The step ending at `ts` holds changes in [ts - step, ts).
-        i = bisect.bisect_right(spans, r.created_ts)
+        i = bisect.bisect_right(spans, created)
         for ts in spans[i : i + 1]:
-            if ts - step <= r.created_ts < ts:
-                by_version = buckets[ts].setdefault(str(r.status), {})
-                version = r.version or ""
+            if ts - step <= created < ts:
+                by_version = buckets[ts].setdefault(str(status), {})
+                version = row_version or ""
                 by_version[version] = by_version.get(version, 0) + 1
-                statuses.add(str(r.status))
+                statuses.add(str(status))
     for bucket in buckets.values():
         for status in statuses:
             bucket.setdefault(status, {})
