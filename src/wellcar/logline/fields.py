@@ -37,6 +37,7 @@ FIELD_KEYS: dict[str, str] = {
     "registrations": "instance registrations (instance, application) removed by retention",
     "instances": "instances removed by retention, with their history",
     "retention_days": "days without a check-in after which an instance is forgotten",
+    "job": "a server background job (pruning, sync)",
     "channel": "a channel (the syncer: name/board)",
     "holders": "FleetLock slot holders",
     "slots": "FleetLock slots, or a node's slot states",

@@ -11,14 +11,12 @@ what forgetting them means (docs/server.md, "Instance retention").
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, delete, exists, select
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
 
 from wellcar.logline import log_fields
 from wellcar.server.clock import Clock
@@ -29,7 +27,7 @@ log = logging.getLogger(__name__)
 # Rows per transaction: short write transactions, so check-ins (SQLite: one writer at a
 # time) wait milliseconds, not the whole prune.
 BATCH = 2000
-DEFAULT_PRUNE_EVERY = timedelta(hours=1)
+PRUNE_EVERY = timedelta(hours=1)
 
 ia = t.instance_application
 
@@ -102,24 +100,16 @@ def prune_instances(
     return PruneResult(registrations, instances)
 
 
-async def prune_periodically(
-    engine: Engine, clock: Clock, retention: timedelta, every: timedelta = DEFAULT_PRUNE_EVERY
-) -> None:
-    """Prune now and then every ``every``, until cancelled. A database error is logged and
-    tried again next time: retention must never stop the server."""
-    while True:
-        try:
-            result = await asyncio.to_thread(prune_instances, engine, clock(), retention)
-        except SQLAlchemyError as exc:
-            log.error("instance pruning failed", extra=log_fields(error=exc))
-        else:
-            if result:
-                log.info(
-                    "instances pruned",
-                    extra=log_fields(
-                        registrations=result.registrations,
-                        instances=result.instances,
-                        retention_days=retention.days,
-                    ),
-                )
-        await asyncio.sleep(every.total_seconds())
+def prune_and_log(engine: Engine, clock: Clock, retention: timedelta) -> PruneResult:
+    """One retention round (server/periodic.py runs it at start and hourly)."""
+    result = prune_instances(engine, clock(), retention)
+    if result:
+        log.info(
+            "instances pruned",
+            extra=log_fields(
+                registrations=result.registrations,
+                instances=result.instances,
+                retention_days=retention.days,
+            ),
+        )
+    return result

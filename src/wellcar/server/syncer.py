@@ -21,7 +21,6 @@ the upstream.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import hashlib
@@ -106,6 +105,15 @@ class SyncedChannel:
     arch: Arch
     version: str
 
+    @property
+    def board(self) -> str:
+        return BOARDS[self.arch]
+
+    @property
+    def arch_name(self) -> str:
+        """``amd64``: what Flatcar's paths and Nebraska's ``{{ARCH}}`` call the arch."""
+        return self.board.removesuffix("-usr")
+
 
 @dataclass
 class Syncer:
@@ -136,7 +144,7 @@ class Syncer:
         moved: dict[str, str] = {}
         with httpx.Client(timeout=60, transport=self.transport, follow_redirects=True) as http:
             for channel in self.channels():
-                label = f"{channel.name}/{BOARDS[channel.arch]}"
+                label = f"{channel.name}/{channel.board}"
                 try:
                     update = self._ask(http, channel)
                     if update is None:
@@ -160,7 +168,7 @@ class Syncer:
             track=channel.name,
             machineid=machine_id,
             bootid="{" + str(uuid.uuid4()) + "}",
-            board=BOARDS[channel.arch],
+            board=channel.board,
             updatecheck=UpdateCheck(),
             multi_manifest_ok=True,
         )
@@ -245,8 +253,9 @@ class Syncer:
                 )
             return str(existing.id)
         action = manifest.actions[0] if manifest.actions else None
-        arch = BOARDS[channel.arch].removesuffix("-usr")
-        url = hosted_url or package_url(update, manifest, arch, self.settings.packages_url)
+        url = hosted_url or package_url(
+            update, manifest, channel.arch_name, self.settings.packages_url
+        )
         extra_files = [
             package_data.NewPackageFile(f.name, f.size, f.hash, f.hash_sha256)
             for f in manifest.packages[1:]
@@ -285,7 +294,7 @@ class Syncer:
         if directory is None:
             return None
         assert self.settings.public_url is not None
-        arch = BOARDS[channel.arch].removesuffix("-usr")
+        arch = channel.arch_name
         base = package_url(update, manifest, arch, self.settings.packages_url).rstrip("/")
         here = directory / arch / manifest.version
         here.mkdir(parents=True, exist_ok=True)
@@ -393,25 +402,12 @@ def _action_sha256(manifest: Manifest) -> str:
     action = manifest.actions[0] if manifest.actions else None
     if action is None or not action.sha256:
         raise SyncError(f"manifest {manifest.version} has no sha256: cannot check a download")
-    try:
+    try:  # Omaha's action sha256 is base64, nothing else
         return base64.b64decode(action.sha256, validate=True).hex()
     except (binascii.Error, ValueError):
         raise SyncError(f"manifest {manifest.version}: sha256 is not base64") from None
 
 
 def _digest_file(path: Path, algorithm: str) -> str:
-    hasher = hashlib.new(algorithm)
     with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            hasher.update(block)
-    return hasher.hexdigest()
-
-
-async def sync_periodically(syncer: Syncer) -> None:
-    """Sync now and every interval, until cancelled; a failure never stops the server."""
-    while True:
-        try:
-            await asyncio.to_thread(syncer.sync_once)
-        except (SQLAlchemyError, OSError) as exc:
-            log.error("sync round failed", extra=log_fields(error=exc))
-        await asyncio.sleep(syncer.settings.interval.total_seconds())
+        return hashlib.file_digest(stream, algorithm).hexdigest()

@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from datetime import timedelta
+from functools import partial
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -28,11 +29,12 @@ from wellcar.server.clock import Clock, utc_now
 from wellcar.server.console_settings import ConsoleAuth
 from wellcar.server.db.engine import READ_ONLY, create_db_engine, migrate
 from wellcar.server.fleetlock import FleetLock
-from wellcar.server.instance_pruning import prune_periodically
+from wellcar.server.instance_pruning import PRUNE_EVERY, prune_and_log
 from wellcar.server.metrics import ServerMetrics
 from wellcar.server.omaha_endpoint import OmahaContext, OmahaEndpoint
+from wellcar.server.periodic import run_periodically
 from wellcar.server.settings import ServerSettings
-from wellcar.server.syncer import HOSTED_PATH, Syncer, sync_periodically
+from wellcar.server.syncer import HOSTED_PATH, Syncer
 
 log = logging.getLogger("wellcar.server")
 XML = "text/xml; charset=utf-8"
@@ -83,10 +85,12 @@ def create_app(
         tasks = []
         if settings.prune_instances_after_days is not None:
             retention = timedelta(days=settings.prune_instances_after_days)
-            tasks.append(asyncio.create_task(prune_periodically(engine, clock, retention)))
+            prune = partial(prune_and_log, engine, clock, retention)
+            tasks.append(asyncio.create_task(run_periodically(prune, PRUNE_EVERY, "pruning")))
         if settings.sync is not None:
             syncer = Syncer(engine, clock, settings.sync)
-            tasks.append(asyncio.create_task(sync_periodically(syncer)))
+            every = settings.sync.interval
+            tasks.append(asyncio.create_task(run_periodically(syncer.sync_once, every, "sync")))
         yield
         for task in tasks:
             task.cancel()
