@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 import uuid
 from collections.abc import Iterator
@@ -16,9 +17,16 @@ from .system.builds import OsBuilds, build_pair
 
 
 @pytest.fixture(scope="session")
-def os_builds(tmp_path_factory: pytest.TempPathFactory) -> OsBuilds:
-    """Versions N and N+1 of the OS, really built (a few minutes, once per session)."""
-    return build_pair(tmp_path_factory.mktemp("os-builds"))
+def os_builds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OsBuilds]:
+    """Versions N and N+1 of the OS, really built (a few minutes, once per session).
+
+    Removed at the end of the session: the pair takes about 15 GiB, and a machine that runs
+    the suite several times would otherwise fill its disk (pytest keeps three sessions)."""
+    work = tmp_path_factory.mktemp("os-builds")
+    try:
+        yield build_pair(work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -379,13 +379,21 @@ def test_a_fleet_rolls_forward_and_falls_back(tmp_path: Path, mirror: tuple[Mirr
                 assert table.slot(Slot.A).state is SlotState.BAD
             # The server saw each node fail 3.0.0 (the 3/0 errorcode 44 after the rollback,
             # repeated whenever the node declines the version again).
+            # A node marks the rollback on disk at boot and reports it at its next check, so
+            # the server may hear of the last one a few seconds after the wait above.
             page = api.list_instances(app, group, perpage=100)
-            failed = {
-                a.instance_id
-                for a in api.list_activity(app=app, severity=4, perpage=100).activities
-                if a.version == "3.0.0"
-            }
-            assert failed == {i.id for i in page.instances}
+            everyone = {i.id for i in page.instances}
+            deadline = time.monotonic() + 60
+            while True:
+                failed = {
+                    a.instance_id
+                    for a in api.list_activity(app=app, severity=4, perpage=500).activities
+                    if a.version == "3.0.0"
+                }
+                if failed == everyone or time.monotonic() > deadline:
+                    break
+                time.sleep(1)
+            assert failed == everyone
             assert {i.application.version for i in page.instances if i.application} == {"2.0.0"}
         finally:
             for node in nodes:
