@@ -11,8 +11,8 @@ as the build's `live` step does for release builds):
    provisioned by the install-time config, /usr on dm-verity, the agent running.
 2. PXE: direct kernel boot of live.vmlinuz with the live initrd and the /usr archive,
    ignition.config.url= on the command line pointing at a loopback server (guestfwd):
-   the live node comes up provisioned, /usr from RAM on dm-verity, and checks in with
-   `wellcar serve`.
+   the live node comes up provisioned, /usr from RAM on dm-verity, and its agent reports
+   it to `wellcar serve` (ping-only: a live system has no slots to update).
 """
 
 from __future__ import annotations
@@ -49,8 +49,6 @@ LIVE_MEMORY_MIB = 4096  # /usr (~1 GB) and the install image live in RAM
 CONFIG_PORT = 8090
 # The whole install and the installed disk's boot (~20 min under TCG): opt-in.
 FULL_INSTALL = os.environ.get("WELLCAR_LIVE_FULL_INSTALL") == "1"
-# A live node's agent checking in needs the agent to run without slots (not yet).
-CHECK_IN = os.environ.get("WELLCAR_LIVE_CHECK_IN") == "1"
 
 
 def ssh_key(tmp_path: Path) -> tuple[Path, str]:
@@ -212,10 +210,9 @@ def test_pxe_boot_is_provisioned_from_a_url(
             check_verity_usr(vm, key, n.result.root_hash)
             assert ssh_ok(vm, key, f"test -e {LIVE_MARKER} && findmnt -n -o FSTYPE /") == "tmpfs\n"
             assert ssh_ok(vm, key, "systemctl --failed --plain --no-legend | wc -l").strip() == "0"
-            # The agent runs; it does not check in yet: with no slot disk it stays blocked
-            # (wellcar.agent's block-device backend; docs/live.md, "Limits").
-            assert ssh_ok(vm, key, "systemctl is-active wellcar-agent") == "active\n"
-            if CHECK_IN:
-                instance = wait_until("the live node's check-in", fleet.instance, 300)
-                assert instance[1] == VERSION_N
+            # The agent runs without slots and reports the node; it is offered nothing.
+            instance = wait_until("the live node's check-in", fleet.instance, 300)
+            assert instance[1] == VERSION_N
+            status = ssh_ok(vm, key, "wellcar agent status")
+            assert "SLOTS=unavailable: this is a live system" in status, status
             vm.stop()

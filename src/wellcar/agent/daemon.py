@@ -40,6 +40,7 @@ from wellcar.agent.errors import (
     UntrustedPayloadError,
 )
 from wellcar.agent.health import BootAssessor, BootOutcome, BootReport
+from wellcar.agent.live_backend import LiveSystemBackend, NoSlotsError
 from wellcar.agent.node_identity import NodeIdentity
 from wellcar.agent.omaha_client import InstallSource, NoUpdate, OmahaClient, UpdateOffer
 from wellcar.agent.reboot import RebootAction, RebootStrategy
@@ -111,6 +112,11 @@ class AgentParts:
     # TUF; None = decided from the config (a shipped TRUST_ROOT makes it required).
     trust: TrustGate | None = None
 
+    @property
+    def live(self) -> bool:
+        """A live boot (ISO, PXE): no slots, so the agent only reports the node."""
+        return isinstance(self.backend, LiveSystemBackend)
+
 
 class UpdateAgent:
     def __init__(self, parts: AgentParts) -> None:
@@ -122,7 +128,8 @@ class UpdateAgent:
         self.identity = parts.identity
         self.trust = parts.trust if parts.trust is not None else TrustGate.from_config(parts.config)
         self._omaha: OmahaClient | None = None  # made in boot(), when updates are enabled
-        self.report: BootReport | None = None
+        self.report: BootReport | None = None  # None on a live system: nothing to assess
+        self.booted = False
         self.rebooting = False
         self.poll_interval: timedelta | None = None
         self.next_reboot_try: datetime | None = None
@@ -139,13 +146,19 @@ class UpdateAgent:
             self._save(replace(self.store.load(), next_check_time=when))
 
     def running_version(self) -> str:
+        if self.parts.live:
+            return self.parts.identity.version  # the live media's os-release
         booted = self.backend.booted_slot()
         recorded = self.backend.slot_table().slot(booted).record.version
         return recorded or self.parts.identity.version
 
-    def boot(self) -> BootReport:
+    def boot(self) -> BootReport | None:
         """Assess this boot and recover the saved status; call once per boot, first."""
         self.config.state_dir.mkdir(parents=True, exist_ok=True)
+        self.booted = True
+        if self.parts.live:
+            self._boot_live()
+            return None
         report = self.parts.assessor.assess()
         self.report = report
         running = self.running_version()
@@ -173,6 +186,18 @@ class UpdateAgent:
         elif report.outcome is not BootOutcome.UNHEALTHY_NO_FALLBACK:
             self.next_release_try = self.parts.now()  # steady state: release a reboot lock
         return report
+
+    def _boot_live(self) -> None:
+        # Nothing to assess: no slot is on trial, and nothing else could be booted.
+        running = self.running_version()
+        self.identity = replace(
+            self.parts.identity, version=running, boot_id=self.backend.boot_id()
+        )
+        if self.config.updates_enabled:
+            self._omaha = OmahaClient(self.config, self.identity, self.parts.http)
+        status = recover(self.store.load(), boot_id=self.identity.boot_id, running_version=running)
+        self.store.save(status)
+        log.info("boot", extra=log_fields(slot="live", version=running, state=status.state))
 
     # --- one check ----------------------------------------------------------------
 
@@ -211,6 +236,11 @@ class UpdateAgent:
             return self._reboot_when_allowed()
         status = self._save(status.advance(Trigger.CHECK))
         try:
+            if self.parts.live:
+                # Reported, never offered anything: a ping is not an update check.
+                self.omaha.ping(status)
+                self._save(status.checked_in(self.parts.now()).advance(Trigger.NO_UPDATE))
+                return CheckResult.NO_UPDATE
             result = self.omaha.check_for_update(status, install_source=source)
         except AgentError as exc:
             failures = next_failure_count(status.consecutive_check_failures, exc)
@@ -403,6 +433,8 @@ class UpdateAgent:
         flatcar-update's offline mode): the payload's signature and every hash are checked
         as for a download; TUF is not consulted (there may be no network)."""
         with self._lock:
+            if self.parts.live:
+                raise NoSlotsError()
             if self.parts.trusted_keys is None:
                 raise AgentError(
                     f"no payload signing keys loaded (from {self.config.payload_key_dir}): "
@@ -426,7 +458,7 @@ class UpdateAgent:
 
     def run(self, stop: threading.Event) -> None:
         """Until ``stop`` is set or the node reboots: boot, then check on schedule."""
-        if self.report is None:
+        if not self.booted:
             self.boot()
         now = self.parts.now()
         next_check = now + self.schedule.first_delay(self.parts.rng)

@@ -24,6 +24,7 @@ from wellcar.agent.config import AgentConfig, load_config
 from wellcar.agent.control import AgentService, ControlError
 from wellcar.agent.daemon import AgentParts, UpdateAgent
 from wellcar.agent.errors import AgentError
+from wellcar.agent.live_backend import LiveSystemBackend, is_live_system
 from wellcar.agent.node_identity import MACHINE_ID_PATH, NodeIdentity
 from wellcar.agent.node_identity import load_identity as load_node_identity
 from wellcar.agent.simulated_node import FileSlotBackend
@@ -110,7 +111,10 @@ def run_agent(
             simulated = simulated_node(config, disk_image, on_reboot)
             backend, identity = simulated, simulated_identity(config, simulated)
         else:
-            backend = BlockDeviceSlotBackend(state_dir=config.state_dir, brand=config.brand)
+            if is_live_system(root):
+                backend = LiveSystemBackend(root)
+            else:
+                backend = BlockDeviceSlotBackend(state_dir=config.state_dir, brand=config.brand)
             identity = load_node_identity(config)
         parts = build_parts(
             config, identity, backend, trusted_keys=keys, allow_unsigned=allow_unsigned
@@ -157,7 +161,7 @@ def run_agent(
                 server=config.server,
                 group=config.group,
                 strategy=config.reboot_strategy.value,
-                node=disk_image or "this machine",
+                node=disk_image or ("this live system" if parts.live else "this machine"),
                 socket=service.control.path,
             ),
         )
